@@ -1,0 +1,76 @@
+"""correlated: account analytics destination for reverse-ETL syncs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, error handlers, CLI."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_relative_config=True,
+    )
+    configure(app, config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_security_headers(app)
+    register_cli(app)
+    return app
+
+
+def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
+    from . import config
+
+    app.config.update(config.load(app.instance_path))
+    app.config.update(overrides or {})
+
+
+def register_extensions(app: Flask) -> None:
+    from . import database
+    from .auth import init_login
+    from .extensions import csrf, db, limiter, migrate
+
+    db.init_app(app)
+    database.tune_engine(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    csrf.init_app(app)
+    init_login(app)
+    limiter.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import api, census, dashboard, health, hightouch, segment, webhooks
+    from .extensions import csrf
+
+    for module in (api, hightouch, census, webhooks, segment):
+        csrf.exempt(module.bp)  # machine surfaces authenticate with keys, not cookies
+        app.register_blueprint(module.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(dashboard.bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from . import errors
+
+    errors.init_app(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    from . import security
+
+    security.init_app(app)
+
+
+def register_cli(app: Flask) -> None:
+    from . import cli
+
+    cli.init_app(app)

@@ -1,0 +1,4 @@
+"""api surface (to be built)."""
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)

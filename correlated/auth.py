@@ -1,0 +1,192 @@
+"""API keys (issue, hash, verify, revoke) and dashboard logins, turned into one principal.
+
+Every handler asks `current_principal()` (or uses `require_key`) and gets a workspace; it never
+cares whether the caller came with a key or a session cookie.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import Flask, g, request
+from flask_login import UserMixin, current_user
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .errors import ApiError
+from .extensions import db, login_manager
+from .models import ApiKey, Member, Workspace, utcnow
+
+KEY_PREFIX = "cor_"
+DISPLAY_CHARS = 8  # of the random part, shown in lists ("cor_AbCdEfGh…")
+TOUCH_EVERY = timedelta(minutes=1)  # last_used_at precision; avoids a write per request
+
+
+@dataclass(frozen=True)
+class Principal:
+    workspace_id: int
+    kind: str  # "key" | "member"
+    name: str  # key prefix or member email
+    role: str = "member"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "member" and self.role == "admin"
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_key(session: Session, workspace: Workspace, name: str = "default") -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned once and never stored."""
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        workspace_id=workspace.id,
+        name=name,
+        prefix=plaintext[: len(KEY_PREFIX) + DISPLAY_CHARS],
+        key_hash=hash_key(plaintext),
+    )
+    session.add(key)
+    session.flush()
+    return key, plaintext
+
+
+def verify_key(session: Session, plaintext: str) -> ApiKey | None:
+    """The live key matching `plaintext`, or None (unknown, malformed or revoked)."""
+    if not plaintext.startswith(KEY_PREFIX):
+        return None
+    digest = hash_key(plaintext)
+    key = session.scalars(sa.select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, digest):
+        return None
+    return key
+
+
+def touch_key(session: Session, key: ApiKey) -> None:
+    now = utcnow()
+    last = key.last_used_at
+    if last is not None and last.tzinfo is None:  # SQLite returns naive datetimes
+        last = last.replace(tzinfo=now.tzinfo)
+    if last is None or now - last > TOUCH_EVERY:
+        key.last_used_at = now
+        session.commit()
+
+
+def revoke_keys(session: Session, prefix: str, workspace_id: int | None = None) -> int:
+    """Revoke the live keys whose display prefix starts with `prefix`; returns how many."""
+    query = sa.update(ApiKey).where(
+        ApiKey.prefix.startswith(prefix, autoescape=True), ApiKey.revoked_at.is_(None)
+    )
+    if workspace_id is not None:
+        query = query.where(ApiKey.workspace_id == workspace_id)
+    return session.execute(query.values(revoked_at=utcnow())).rowcount
+
+
+def credential_from_request(extra: str | None = None) -> str | None:
+    """The key sent as `Bearer <key>`, as HTTP Basic user name, or in query/body field `extra`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, _, _password = decoded.partition(":")
+        return user or None
+    if extra:
+        return request.args.get(extra) or None
+    return None
+
+
+def authenticate_key(plaintext: str | None) -> Principal:
+    """Turn a key into a principal or raise a 401 ApiError."""
+    if not plaintext:
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    key = verify_key(db.session, plaintext)
+    if key is None:
+        raise ApiError(401, "invalid or revoked API key")
+    touch_key(db.session, key)
+    return Principal(workspace_id=key.workspace_id, kind="key", name=key.prefix)
+
+
+def require_key(query_param: str | None = None) -> Callable:
+    """Decorator for machine endpoints: sets g.principal from the request's key or answers 401."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            g.principal = authenticate_key(credential_from_request(query_param))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+# --- dashboard members ----------------------------------------------------------------------
+
+class LoginUser(UserMixin):
+    """The Flask-Login view of a member; its id carries the workspace so lookups stay scoped."""
+
+    def __init__(self, member: Member):
+        self.member = member
+
+    def get_id(self) -> str:
+        return f"{self.member.workspace_id}:{self.member.email}"
+
+
+def add_member(session: Session, workspace: Workspace, email: str, password: str,
+               role: str = "member") -> Member:
+    member = Member(workspace_id=workspace.id, email=email.strip().lower(),
+                    password_hash=generate_password_hash(password), role=role)
+    session.add(member)
+    session.flush()
+    return member
+
+
+def check_login(session: Session, email: str, password: str) -> Member | None:
+    """The member with this email and password, or None."""
+    candidates = session.scalars(sa.select(Member).where(Member.email == email.strip().lower()))
+    for member in candidates:
+        if check_password_hash(member.password_hash, password):
+            return member
+    return None
+
+
+def current_principal() -> Principal | None:
+    """The caller as a principal: a key already checked on this request, or the signed-in member."""
+    if "principal" in g:
+        return g.principal
+    if current_user.is_authenticated:
+        m = current_user.member
+        return Principal(workspace_id=m.workspace_id, kind="member", name=m.email, role=m.role)
+    return None
+
+
+def init_login(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "dashboard.login"
+    login_manager.login_message = "Please sign in to continue."
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> LoginUser | None:
+        workspace_id, _, email = user_id.partition(":")
+        if not workspace_id.isdigit():
+            return None
+        member = db.session.get(Member, (int(workspace_id), email))
+        return LoginUser(member) if member else None
+

@@ -1,0 +1,181 @@
+"""Operator commands: `correlated serve|db|workspace|keys|demo`."""
+from __future__ import annotations
+
+import secrets
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate import upgrade
+
+from . import MIGRATIONS
+from .auth import issue_key, revoke_keys
+from .extensions import db
+from .models import ApiKey
+from .workspaces import create_workspace, find_workspace, first_workspace
+
+
+def _create_app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
+             help="correlated: account analytics for reverse-ETL syncs.")
+def main() -> None:
+    pass
+
+
+def init_app(app: Flask) -> None:
+    for command in (serve, workspace, keys, demo):
+        app.cli.add_command(command)
+
+
+def _workspace_or_fail(name: str):
+    ws = find_workspace(db.session, name)
+    if ws is None:
+        raise click.ClickException(f"no workspace named {name!r}")
+    return ws
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Also load the demo data set into a new workspace.")
+@with_appcontext
+def serve(host: str, port: int, workers: int, demo: bool) -> None:
+    """Upgrade the database schema, set up a first workspace if there is none, and serve."""
+    upgrade(directory=str(MIGRATIONS))
+    base_url = current_app.config.get("PUBLIC_URL") or f"http://{host}:{port}"
+    if first_workspace(db.session) is None:
+        _first_run(base_url, demo)
+    else:
+        click.echo(f"correlated is serving at {base_url}/")
+    db.session.remove()
+    db.engine.dispose()  # workers open their own connections
+    from .server import run_gunicorn
+
+    run_gunicorn(f"{host}:{port}", workers)
+
+
+def _first_run(base_url: str, demo: bool) -> None:
+    email, password = "admin@example.com", secrets.token_urlsafe(12)
+    ws = create_workspace(db.session, "demo" if demo else "default", email, password)
+    _key, plaintext = issue_key(db.session, ws, "first key")
+    db.session.commit()
+    if demo:
+        from .demo import load_demo
+
+        load_demo(db.session, ws, accounts=60, progress=_progress)
+    click.echo("")
+    click.echo(f"  Dashboard:  {base_url}/")
+    click.echo(f"  Login:      {email}")
+    click.echo(f"  Password:   {password}")
+    click.echo(f"  API key:    {plaintext}")
+    click.echo("  (the password and key are shown only now; keep them)")
+    click.echo("")
+
+
+def _progress(total: int, label: str):
+    return click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"))
+
+
+# --- workspace ------------------------------------------------------------------------------
+
+@click.group()
+def workspace() -> None:
+    """Manage workspaces."""
+
+
+@workspace.command("create")
+@click.argument("name")
+@click.option("--admin-email", required=True)
+@click.option("--admin-password", required=True)
+@with_appcontext
+def workspace_create(name: str, admin_email: str, admin_password: str) -> None:
+    """Create a workspace with an admin login."""
+    if find_workspace(db.session, name):
+        raise click.ClickException(f"workspace {name!r} already exists")
+    create_workspace(db.session, name, admin_email, admin_password)
+    db.session.commit()
+    click.echo(f"created workspace {name!r} with admin {admin_email}")
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+@click.group()
+def keys() -> None:
+    """Issue, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--workspace", "workspace_name", required=True)
+@click.option("--name", default="cli", show_default=True, help="A label for the key.")
+@with_appcontext
+def keys_create(workspace_name: str, name: str) -> None:
+    """Create a key; it is printed once, alone on the last line."""
+    ws = _workspace_or_fail(workspace_name)
+    key, plaintext = issue_key(db.session, ws, name)
+    db.session.commit()
+    click.echo(f"created key {key.prefix}… ({name}) for workspace {ws.name!r}; it is shown only once:")
+    click.echo(plaintext)
+
+
+@keys.command("list")
+@click.option("--workspace", "workspace_name", required=True)
+@with_appcontext
+def keys_list(workspace_name: str) -> None:
+    """List a workspace's keys (prefix, name, created, last used, revoked)."""
+    ws = _workspace_or_fail(workspace_name)
+    rows = db.session.scalars(sa.select(ApiKey).where(ApiKey.workspace_id == ws.id)
+                              .order_by(ApiKey.created_at))
+    click.echo(f"{'PREFIX':<14} {'NAME':<20} {'CREATED':<20} {'LAST USED':<20} STATUS")
+    for k in rows:
+        click.echo(f"{k.prefix:<14} {k.name[:20]:<20} {_when(k.created_at):<20} "
+                   f"{_when(k.last_used_at):<20} {'revoked' if k.revoked_at else 'active'}")
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+@with_appcontext
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key whose display prefix (e.g. cor_AbCdEfGh) is PREFIX."""
+    if len(prefix) < 8:
+        raise click.ClickException("give at least 8 characters of the key prefix")
+    count = revoke_keys(db.session, prefix)
+    db.session.commit()
+    if count == 0:
+        raise click.ClickException(f"no active key starts with {prefix!r}")
+    click.echo(f"revoked {count} key(s)")
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+@click.group()
+def demo() -> None:
+    """Synthetic B2B data for trying correlated."""
+
+
+@demo.command("load")
+@click.option("--workspace", "workspace_name", required=True)
+@click.option("--accounts", default=60, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--days", default=120, show_default=True, type=click.IntRange(7, 730))
+@click.option("--seed", default=7, show_default=True, type=int)
+@with_appcontext
+def demo_load(workspace_name: str, accounts: int, days: int, seed: int) -> None:
+    """Load accounts, users and months of events through the ingestion engine."""
+    from .demo import load_demo
+
+    ws = _workspace_or_fail(workspace_name)
+    counts = load_demo(db.session, ws, accounts=accounts, days=days, seed=seed, progress=_progress)
+    click.echo(f"loaded {counts['accounts']} accounts, {counts['users']} users, "
+               f"{counts['events']} events into {ws.name!r}")

@@ -1,0 +1,60 @@
+"""Every setting, its environment variable and its default. Nothing else reads os.environ."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+# (setting, environment variable, default, parser)
+SETTINGS: list[tuple[str, str, Any, type]] = [
+    ("SQLALCHEMY_DATABASE_URI", "CORRELATED_DATABASE_URL", None, str),
+    ("SECRET_KEY", "CORRELATED_SECRET_KEY", None, str),
+    ("MAX_ROWS_PER_REQUEST", "CORRELATED_MAX_ROWS", 1000, int),
+    ("MAX_CONTENT_LENGTH", "CORRELATED_MAX_BODY_BYTES", 4 * 1024 * 1024, int),
+    ("REDIS_URL", "CORRELATED_REDIS_URL", None, str),
+    ("RATE_LIMIT", "CORRELATED_RATE_LIMIT", "6000 per minute", str),
+    ("SESSION_COOKIE_SECURE", "CORRELATED_SECURE_COOKIES", False, bool),
+    ("PUBLIC_URL", "CORRELATED_PUBLIC_URL", None, str),
+]
+
+
+def _parse(raw: str, kind: type) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return kind(raw)
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """A secret generated on first start and kept in the instance folder, so sessions survive restarts."""
+    path = instance_path / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load(instance_path: str, environ: os._Environ | dict | None = None) -> dict[str, Any]:
+    """Read the configuration from the environment, filling defaults that depend on the instance folder."""
+    environ = os.environ if environ is None else environ
+    folder = Path(instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {}
+    for key, var, default, kind in SETTINGS:
+        raw = environ.get(var)
+        config[key] = _parse(raw, kind) if raw not in (None, "") else default
+    if not config["SQLALCHEMY_DATABASE_URI"]:
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{folder / 'correlated.db'}"
+    if not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = _instance_secret(folder)
+    # Rate-limit counters: shared across gunicorn workers through Redis when it is configured.
+    config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+    config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+    )
+    return config

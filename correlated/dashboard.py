@@ -1,0 +1,9 @@
+"""Dashboard pages (to be built)."""
+from flask import Blueprint
+
+bp = Blueprint("dashboard", __name__)
+
+
+@bp.route("/login")
+def login():
+    return "login"

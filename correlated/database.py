@@ -1,0 +1,104 @@
+"""Engine tuning and the few SQL pieces that differ between SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+# Ask for this on a session's first connection when the transaction will write (ingest):
+# SQLite then takes the write lock up front and waits for it (busy_timeout) instead of
+# failing with "database is locked" when a read transaction later tries to write.
+WRITE_TRANSACTION = {"sqlite_begin": "IMMEDIATE"}
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def tune_engine(app: Flask) -> None:
+    """Install SQLite pragmas and explicit BEGIN handling (once per process)."""
+    if not event.contains(Engine, "connect", _sqlite_connect):
+        event.listen(Engine, "connect", _sqlite_connect)
+        event.listen(Engine, "begin", _sqlite_begin)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions break BEGIN IMMEDIATE).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    mode = conn.get_execution_options().get("sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
+
+
+def insert(bind: Engine | Connection, table: sa.Table):
+    """The dialect's INSERT, which has on_conflict_do_nothing/do_update."""
+    if is_sqlite(bind):
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    return dialect_insert(table)
+
+
+def merge_patch(bind: Engine | Connection, target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch in SQL: given keys overwrite, absent keys stay, null removes."""
+    if is_sqlite(bind):
+        return sa.func.json_patch(target, patch)
+    return sa.func.correlated_merge_patch(target, patch)
+
+
+def greatest(bind: Engine | Connection, a: Any, b: Any) -> Any:
+    return sa.func.max(a, b) if is_sqlite(bind) else sa.func.greatest(a, b)
+
+
+def day(bind: Engine | Connection, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column (SQLite stores UTC text)."""
+    if is_sqlite(bind):
+        return sa.func.date(column)
+    return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+
+
+# PostgreSQL has no built-in merge patch; the migration installs this one.
+PG_MERGE_PATCH = """
+CREATE OR REPLACE FUNCTION correlated_merge_patch(target jsonb, patch jsonb)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  result jsonb;
+  k text;
+  v jsonb;
+BEGIN
+  IF patch IS NULL OR jsonb_typeof(patch) <> 'object' THEN
+    RETURN patch;
+  END IF;
+  IF target IS NULL OR jsonb_typeof(target) <> 'object' THEN
+    result := '{}'::jsonb;
+  ELSE
+    result := target;
+  END IF;
+  FOR k, v IN SELECT key, value FROM jsonb_each(patch) LOOP
+    IF jsonb_typeof(v) = 'null' THEN
+      result := result - k;
+    ELSE
+      result := jsonb_set(result, ARRAY[k], correlated_merge_patch(result -> k, v), true);
+    END IF;
+  END LOOP;
+  RETURN result;
+END;
+$$;
+"""

@@ -1,0 +1,4 @@
+"""hightouch surface (to be built)."""
+from flask import Blueprint
+
+bp = Blueprint("hightouch", __name__)

@@ -1,0 +1,190 @@
+"""Tables. `workspace_id` leads every tenant table's primary and unique keys (Citus-ready).
+
+Dimensions and event properties live in one portable JSON column (JSONB on PostgreSQL);
+the field catalog says what each key means. Models never commit.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+UTC = sa.DateTime(timezone=True)
+OBJECTS = ("account", "user", "event")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def tenant_fk() -> Mapped[int]:
+    return mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Workspace(db.Model):
+    __tablename__ = "workspaces"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    allow_custom_fields: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+
+
+class Member(db.Model):
+    """A dashboard login."""
+
+    __tablename__ = "members"
+    workspace_id: Mapped[int] = tenant_fk()
+    email: Mapped[str] = mapped_column(sa.String(254), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(16), default="member")  # admin | member
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    __table_args__ = (sa.Index("ix_members_email", "email"),)
+
+
+class ApiKey(db.Model):
+    """An ingest key: only its SHA-256 hash and a short display prefix are kept."""
+
+    __tablename__ = "api_keys"
+    workspace_id: Mapped[int] = tenant_fk()
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(120), default="default")
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    key_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTC)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTC)
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "key_hash", name="uq_api_keys_hash"),
+        sa.Index("ix_api_keys_key_hash", "key_hash"),
+    )
+
+
+class Field(db.Model):
+    """The field catalog: default and custom fields of each object."""
+
+    __tablename__ = "fields"
+    workspace_id: Mapped[int] = tenant_fk()
+    object: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(128))
+    type: Mapped[str] = mapped_column(sa.String(16))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+    workspace_id: Mapped[int] = tenant_fk()
+    account_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(512))
+    traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTC)
+    __table_args__ = (sa.Index("ix_accounts_name", "workspace_id", "name"),)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    workspace_id: Mapped[int] = tenant_fk()
+    user_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    account_id: Mapped[str | None] = mapped_column(sa.String(255))
+    traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTC)
+    __table_args__ = (
+        sa.Index("ix_users_account", "workspace_id", "account_id"),
+        sa.Index("ix_users_email", "workspace_id", "email"),
+    )
+
+
+class Event(db.Model):
+    """One event. `account_inferred` marks an account taken from the user, re-attributable later."""
+
+    __tablename__ = "events"
+    workspace_id: Mapped[int] = tenant_fk()
+    event_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    event: Mapped[str] = mapped_column(sa.String(255))
+    user_id: Mapped[str | None] = mapped_column(sa.String(255))
+    account_id: Mapped[str | None] = mapped_column(sa.String(255))
+    account_inferred: Mapped[bool] = mapped_column(default=False)
+    timestamp: Mapped[datetime] = mapped_column(UTC)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    __table_args__ = (
+        sa.Index("ix_events_time", "workspace_id", "timestamp"),
+        sa.Index("ix_events_account_time", "workspace_id", "account_id", "timestamp"),
+        sa.Index("ix_events_user_time", "workspace_id", "user_id", "timestamp"),
+        sa.Index("ix_events_name_time", "workspace_id", "event", "timestamp"),
+    )
+
+
+class DailyActivity(db.Model):
+    """Events per (day, user, event name, account), maintained at ingest for the dashboards.
+
+    Empty string stands for "no user" / "no account" so the columns can be part of the key.
+    """
+
+    __tablename__ = "daily_activity"
+    workspace_id: Mapped[int] = tenant_fk()
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    event: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(sa.BigInteger)
+    last_at: Mapped[datetime] = mapped_column(UTC)
+    __table_args__ = (
+        sa.Index("ix_daily_activity_account", "workspace_id", "account_id", "day"),
+        sa.Index("ix_daily_activity_user", "workspace_id", "user_id", "day"),
+    )
+
+
+class IngestLog(db.Model):
+    """One row per request received on any protocol."""
+
+    __tablename__ = "ingest_log"
+    workspace_id: Mapped[int] = tenant_fk()
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    received_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    protocol: Mapped[str] = mapped_column(sa.String(32))
+    object: Mapped[str | None] = mapped_column(sa.String(16))
+    operation: Mapped[str | None] = mapped_column(sa.String(16))
+    rows_received: Mapped[int] = mapped_column(default=0)
+    rows_accepted: Mapped[int] = mapped_column(default=0)
+    rows_rejected: Mapped[int] = mapped_column(default=0)
+    rejected_sample: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    payload: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    __table_args__ = (sa.Index("ix_ingest_log_received", "workspace_id", "received_at"),)
+
+
+class WebhookConnection(db.Model):
+    """An inbound webhook (Variance style): its own URL, header secret, mapping and latest payload."""
+
+    __tablename__ = "webhook_connections"
+    workspace_id: Mapped[int] = tenant_fk()
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    object: Mapped[str] = mapped_column(sa.String(16))
+    behavior: Mapped[str] = mapped_column(sa.String(16), default="upsert")
+    enabled: Mapped[bool] = mapped_column(default=False)
+    enforce_auth: Mapped[bool] = mapped_column(default=True)
+    auth_token: Mapped[str] = mapped_column(sa.String(128))
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    latest_payload: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    latest_payload_at: Mapped[datetime | None] = mapped_column(UTC)
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    __table_args__ = (sa.Index("ix_webhook_connections_id", "id"),)

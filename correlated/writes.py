@@ -1,0 +1,257 @@
+"""Set-based SQL behind the ingest engine: a few statements per batch, never one per row."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from . import database, fields
+from .models import Account, DailyActivity, Event, Field, User, utcnow
+
+if TYPE_CHECKING:
+    from .ingest import Options, Record, Result
+
+CHUNK = 500  # rows per statement: well under SQLite's and PostgreSQL's parameter limits
+TABLES = {"account": Account.__table__, "user": User.__table__, "event": Event.__table__}
+KEYS = {"account": "account_id", "user": "user_id", "event": "event_id"}
+TRAITS = {"account": "traits", "user": "traits", "event": "properties"}
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def add_fields(session: Session, workspace_id: int, obj: str, new: dict[str, str]) -> None:
+    """Register custom fields first seen in this batch (a concurrent writer may add them too)."""
+    rows = [{"workspace_id": workspace_id, "object": obj, "key": key, "label": fields.label_for(key),
+             "type": typ, "is_default": False} for key, typ in sorted(new.items())]
+    stmt = database.insert(session.connection(), Field.__table__).values(rows)
+    session.execute(stmt.on_conflict_do_nothing())
+
+
+def apply(session: Session, workspace_id: int, obj: str, operation: str,
+          records: list[Record], options: Options, result: Result) -> None:
+    if not records:
+        return
+    if operation == "remove":
+        _remove(session, workspace_id, obj, records, options, result)
+    elif obj == "event":
+        _insert_events(session, workspace_id, records, result)
+    else:
+        _upsert_profiles(session, workspace_id, obj, operation, records, result)
+
+
+def existing(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
+             *columns: str) -> dict[str, tuple]:
+    """The rows of `obj` among `ids`: id -> (columns...)."""
+    table = TABLES[obj]
+    key = table.c[KEYS[obj]]
+    found: dict[str, tuple] = {}
+    for part in chunks(ids):
+        query = sa.select(key, *(table.c[c] for c in columns)).where(
+            table.c.workspace_id == workspace_id, key.in_(part))
+        for row in session.execute(query):
+            found[row[0]] = tuple(row[1:])
+    return found
+
+
+# --- accounts and users ---------------------------------------------------------------------
+
+def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: str,
+                     records: list[Record], result: Result) -> None:
+    from .ingest import Rejection
+
+    columns = ("account_id",) if obj == "user" else ()
+    before = existing(session, workspace_id, obj, [r.id for r in records], *columns)
+    if operation == "update":
+        missing = [r for r in records if r.id not in before]
+        for r in missing:
+            result.rejected.append(Rejection(r.index, r.id, f"no {obj} with {KEYS[obj]} {r.id}"))
+        result.accepted -= len(missing)
+        records = [r for r in records if r.id in before]
+    now = utcnow()
+    new = [r for r in records if r.id not in before]
+    old = [r for r in records if r.id in before]
+    # New rows get their dimensions without nulls; known rows get the nulls too, which clear.
+    _write_profiles(session, workspace_id, obj, new, now, strip_nulls=True)
+    _write_profiles(session, workspace_id, obj, old, now, strip_nulls=False)
+    result.created += len(new)
+    result.updated += len(old)
+    if obj == "user":
+        moved = [r.id for r in records
+                 if "account_id" in r.core and (r.id not in before or before[r.id][0] != r.core["account_id"])]
+        if moved:
+            reattribute(session, workspace_id, moved)
+
+
+def _write_profiles(session: Session, workspace_id: int, obj: str, records: list[Record],
+                    now: datetime, strip_nulls: bool) -> None:
+    """One INSERT .. ON CONFLICT DO UPDATE per group of rows giving the same core columns."""
+    groups: dict[tuple[str, ...], list[Record]] = defaultdict(list)
+    for record in records:
+        groups[tuple(sorted(k for k in record.core if k != KEYS[obj]))].append(record)
+    table = TABLES[obj]
+    bind = session.connection()
+    for given, group in sorted(groups.items()):
+        for part in chunks(group):
+            values = [_profile_values(workspace_id, obj, r, now, strip_nulls) for r in part]
+            stmt = database.insert(bind, table).values(values)
+            update = {c: stmt.excluded[c] for c in given}
+            update.update(
+                traits=database.merge_patch(bind, table.c.traits, stmt.excluded.traits),
+                updated_at=stmt.excluded.updated_at,
+                archived_at=None,  # a sync restores an archived record
+            )
+            session.execute(stmt.on_conflict_do_update(
+                index_elements=["workspace_id", KEYS[obj]], set_=update))
+
+
+def _profile_values(workspace_id: int, obj: str, record: Record, now: datetime,
+                    strip_nulls: bool) -> dict[str, Any]:
+    values = {"workspace_id": workspace_id, KEYS[obj]: record.id, "created_at": now,
+              "updated_at": now, "archived_at": None,
+              "traits": strip(record.attrs) if strip_nulls else record.attrs}
+    values.update({k: v for k, v in record.core.items() if k != KEYS[obj]})
+    if obj == "account" and values.get("name") is None:
+        values["name"] = ""  # update-only rows without a name never insert (they exist)
+    return values
+
+
+def strip(value: dict[str, Any]) -> dict[str, Any]:
+    """Nulls removed at every depth, as a merge patch onto {} would."""
+    return {k: strip(v) if isinstance(v, dict) else v for k, v in value.items() if v is not None}
+
+
+def reattribute(session: Session, workspace_id: int, user_ids: list[str]) -> None:
+    """Events that took their account from a user follow the user to its new account."""
+    users = User.__table__
+    events = Event.__table__
+    account_of_user = (
+        sa.select(users.c.account_id)
+        .where(users.c.workspace_id == events.c.workspace_id, users.c.user_id == events.c.user_id)
+        .scalar_subquery()
+    )
+    for part in chunks(user_ids):
+        session.execute(
+            sa.update(events)
+            .where(events.c.workspace_id == workspace_id, events.c.account_inferred.is_(True),
+                   events.c.user_id.in_(part))
+            .values(account_id=account_of_user)
+        )
+    rebuild_activity(session, workspace_id, user_ids)
+
+
+# --- events ---------------------------------------------------------------------------------
+
+def _insert_events(session: Session, workspace_id: int, records: list[Record],
+                   result: Result) -> None:
+    need_account = sorted({r.core["user_id"] for r in records
+                           if r.core.get("account_id") is None and r.core.get("user_id")})
+    accounts = {uid: acc for uid, (acc,) in
+                existing(session, workspace_id, "user", need_account, "account_id").items()}
+    now = utcnow()
+    table = Event.__table__
+    bind = session.connection()
+    inserted: list[tuple] = []
+    for part in chunks(records):
+        values = [_event_values(workspace_id, r, accounts, now) for r in part]
+        stmt = (database.insert(bind, table).values(values)
+                .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+                .returning(table.c.timestamp, table.c.account_id, table.c.user_id, table.c.event))
+        inserted.extend(session.execute(stmt).all())
+    result.created += len(inserted)
+    result.duplicates += len(records) - len(inserted)
+    add_activity(session, workspace_id, inserted)
+
+
+def _event_values(workspace_id: int, record: Record, accounts: dict[str, str | None],
+                  now: datetime) -> dict[str, Any]:
+    core = record.core
+    inferred = core.get("account_id") is None
+    account = accounts.get(core.get("user_id")) if inferred else core["account_id"]
+    return {"workspace_id": workspace_id, "event_id": record.id, "event": core["event"],
+            "user_id": core.get("user_id"), "account_id": account,
+            "account_inferred": inferred and bool(core.get("user_id")),
+            "timestamp": core["timestamp"], "properties": strip(record.attrs), "received_at": now}
+
+
+def add_activity(session: Session, workspace_id: int, rows: Sequence[tuple]) -> None:
+    """Fold newly stored events (timestamp, account, user, event) into the daily rollup."""
+    if not rows:
+        return
+    totals: dict[tuple, list] = {}
+    for ts, account_id, user_id, name in rows:
+        ts = as_utc(ts)
+        key = (ts.date(), account_id or "", user_id or "", name)
+        entry = totals.setdefault(key, [0, ts])
+        entry[0] += 1
+        entry[1] = max(entry[1], ts)
+    table = DailyActivity.__table__
+    bind = session.connection()
+    values = [{"workspace_id": workspace_id, "day": k[0], "account_id": k[1], "user_id": k[2],
+               "event": k[3], "count": c, "last_at": last} for k, (c, last) in sorted(totals.items())]
+    for part in chunks(values):
+        stmt = database.insert(bind, table).values(list(part))
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["workspace_id", "day", "account_id", "user_id", "event"],
+            set_={"count": table.c.count + stmt.excluded["count"],
+                  "last_at": database.greatest(bind, table.c.last_at, stmt.excluded.last_at)}))
+
+
+def rebuild_activity(session: Session, workspace_id: int, user_ids: Sequence[str]) -> None:
+    """Recompute the rollup rows of these users from their events."""
+    rollup, events = DailyActivity.__table__, Event.__table__
+    for part in chunks(list(user_ids)):
+        _rebuild(session, workspace_id, rollup.c.user_id.in_(part), events.c.user_id.in_(part))
+
+
+def _rebuild(session: Session, workspace_id: int, rollup_filter: Any, event_filter: Any) -> None:
+    rollup, events = DailyActivity.__table__, Event.__table__
+    day = database.day(session.connection(), events.c.timestamp)
+    account = sa.func.coalesce(events.c.account_id, "")
+    user = sa.func.coalesce(events.c.user_id, "")
+    session.execute(sa.delete(rollup).where(rollup.c.workspace_id == workspace_id, rollup_filter))
+    select = (
+        sa.select(events.c.workspace_id, day, account, user, events.c.event,
+                  sa.func.count(), sa.func.max(events.c.timestamp))
+        .where(events.c.workspace_id == workspace_id, event_filter)
+        .group_by(events.c.workspace_id, day, account, user, events.c.event)
+    )
+    session.execute(sa.insert(rollup).from_select(
+        ["workspace_id", "day", "account_id", "user_id", "event", "count", "last_at"], select))
+
+
+def as_utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+# --- removal --------------------------------------------------------------------------------
+
+def _remove(session: Session, workspace_id: int, obj: str, records: list[Record],
+            options: Options, result: Result) -> None:
+    table = TABLES[obj]
+    key = table.c[KEYS[obj]]
+    ids = [r.id for r in records]
+    for part in chunks(ids):
+        where = (table.c.workspace_id == workspace_id, key.in_(part))
+        if obj == "event":
+            gone = session.execute(sa.delete(table).where(*where).returning(table.c.user_id)).all()
+            rebuild_activity(session, workspace_id, sorted({u for (u,) in gone if u}))
+            _rebuild_userless(session, workspace_id, gone)
+        elif options.remove_action == "delete":
+            gone = session.execute(sa.delete(table).where(*where).returning(key)).all()
+        else:
+            gone = session.execute(sa.update(table).where(*where, table.c.archived_at.is_(None))
+                                   .values(archived_at=utcnow()).returning(key)).all()
+        result.removed += len(gone)
+
+
+def _rebuild_userless(session: Session, workspace_id: int, gone: Sequence[tuple]) -> None:
+    """Account-only events (no user) have their own rollup rows."""
+    if any(u is None for (u,) in gone):
+        rollup, events = DailyActivity.__table__, Event.__table__
+        _rebuild(session, workspace_id, rollup.c.user_id == "", events.c.user_id.is_(None))
