@@ -49,7 +49,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 def postgres_database(worker_id: str) -> Iterator[str]:
     """A database of this worker's own, migrated once."""
     admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"correlated_test_{worker_id}"
+    name = f"correlated_test_{worker_id}_{os.getpid()}"  # concurrent runs never share one
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -59,6 +59,8 @@ def postgres_database(worker_id: str) -> Iterator[str]:
     url = sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     _migrate(url)
     yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
