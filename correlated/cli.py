@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 
 import click
 import sqlalchemy as sa
@@ -82,7 +83,7 @@ def _first_run(base_url: str, demo: bool) -> None:
 
 
 def _progress(total: int, label: str):
-    return click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"))
+    return click.progressbar(length=total, label=label, file=sys.stderr)
 
 
 # --- workspace ------------------------------------------------------------------------------

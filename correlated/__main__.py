@@ -1,0 +1,4 @@
+"""`python -m correlated ...` is the `correlated` command."""
+from .cli import main
+
+main()
