@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from . import connections, views  # noqa: E402,F401  (modules register their routes on bp)
+from . import common, connections, views  # noqa: E402,F401  (modules register their routes on bp)

@@ -1,0 +1,72 @@
+/* correlated dashboard behaviour. Loaded as a static file: the CSP forbids inline scripts. */
+(function () {
+  "use strict";
+
+  var FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Inter, "Helvetica Neue", Arial, sans-serif';
+
+  /* Charts: <div data-chart="ID"> + <script type="application/json" id="ID"> with a plotly figure. */
+  function renderCharts() {
+    if (!window.Plotly) { return; }
+    document.querySelectorAll("[data-chart]").forEach(function (el) {
+      var source = document.getElementById(el.getAttribute("data-chart"));
+      if (!source) { return; }
+      var figure = JSON.parse(source.textContent);
+      var layout = Object.assign({ font: { family: FONT, size: 12, color: "#475467" } }, figure.layout || {});
+      var config = { displayModeBar: false, responsive: true };
+      window.Plotly.newPlot(el, figure.data || [], layout, config);
+    });
+  }
+
+  /* Copy buttons: <button data-copy="#selector"> copies the element's text. */
+  function wireCopy() {
+    document.querySelectorAll("[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var target = document.querySelector(button.getAttribute("data-copy"));
+        if (!target) { return; }
+        var text = target.textContent.trim();
+        var done = function () {
+          var label = button.querySelector("span");
+          if (label) { label.textContent = "Copied"; }
+          button.classList.add("copied");
+        };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(text).then(done, function () { selectText(target); });
+        } else {
+          selectText(target);
+          try { document.execCommand("copy"); done(); } catch (e) { /* selection stays for Ctrl+C */ }
+        }
+      });
+    });
+  }
+
+  function selectText(el) {
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  /* Destructive forms: <form data-confirm="Really?"> asks first. */
+  function wireConfirm() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+  }
+
+  /* Selects marked data-autosubmit submit their form when changed (period, page size, breakdown). */
+  function wireAutosubmit() {
+    document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
+      el.addEventListener("change", function () { el.form.submit(); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    renderCharts();
+    wireCopy();
+    wireConfirm();
+    wireAutosubmit();
+  });
+})();
