@@ -100,8 +100,8 @@ def seed_defaults(session: Session, workspace_id: int) -> None:
         for key, label, typ in [(k, v[0], v[1]) for k, v in CORE[obj].items()]
         + DEFAULT_DIMENSIONS[obj]
     ]
-    stmt = database.insert(session.connection(), Field.__table__).values(rows)
-    session.execute(stmt.on_conflict_do_nothing())
+    stmt = database.insert(session.connection(), Field.__table__)
+    session.execute(stmt.on_conflict_do_nothing(), rows)
 
 
 def load_catalog(session: Session, workspace_id: int, obj: str) -> dict[str, Field]:

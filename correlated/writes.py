@@ -14,7 +14,7 @@ from .models import Account, DailyActivity, Event, Field, User, utcnow
 if TYPE_CHECKING:
     from .ingest import Options, Record, Result
 
-CHUNK = 500  # rows per statement: well under SQLite's and PostgreSQL's parameter limits
+CHUNK = 500  # IDs per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 TABLES = {"account": Account.__table__, "user": User.__table__, "event": Event.__table__}
 KEYS = {"account": "account_id", "user": "user_id", "event": "event_id"}
 TRAITS = {"account": "traits", "user": "traits", "event": "properties"}
@@ -29,8 +29,8 @@ def add_fields(session: Session, workspace_id: int, obj: str, new: dict[str, str
     """Register custom fields first seen in this batch (a concurrent writer may add them too)."""
     rows = [{"workspace_id": workspace_id, "object": obj, "key": key, "label": fields.label_for(key),
              "type": typ, "is_default": False} for key, typ in sorted(new.items())]
-    stmt = database.insert(session.connection(), Field.__table__).values(rows)
-    session.execute(stmt.on_conflict_do_nothing())
+    stmt = database.insert(session.connection(), Field.__table__)
+    session.execute(stmt.on_conflict_do_nothing(), rows)
 
 
 def apply(session: Session, workspace_id: int, obj: str, operation: str,
@@ -97,17 +97,17 @@ def _write_profiles(session: Session, workspace_id: int, obj: str, records: list
     table = TABLES[obj]
     bind = session.connection()
     for given, group in sorted(groups.items()):
-        for part in chunks(group):
-            values = [_profile_values(workspace_id, obj, r, now, strip_nulls) for r in part]
-            stmt = database.insert(bind, table).values(values)
-            update = {c: stmt.excluded[c] for c in given}
-            update.update(
-                traits=database.merge_patch(bind, table.c.traits, stmt.excluded.traits),
-                updated_at=stmt.excluded.updated_at,
-                archived_at=None,  # a sync restores an archived record
-            )
-            session.execute(stmt.on_conflict_do_update(
-                index_elements=["workspace_id", KEYS[obj]], set_=update))
+        # executemany: SQLAlchemy batches it into multi-row VALUES with a cached compilation
+        values = [_profile_values(workspace_id, obj, r, now, strip_nulls) for r in group]
+        stmt = database.insert(bind, table)
+        update = {c: stmt.excluded[c] for c in given}
+        update.update(
+            traits=database.merge_patch(bind, table.c.traits, stmt.excluded.traits),
+            updated_at=stmt.excluded.updated_at,
+            archived_at=None,  # a sync restores an archived record
+        )
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["workspace_id", KEYS[obj]], set_=update), values)
 
 
 def _profile_values(workspace_id: int, obj: str, record: Record, now: datetime,
@@ -156,13 +156,11 @@ def _insert_events(session: Session, workspace_id: int, records: list[Record],
     now = utcnow()
     table = Event.__table__
     bind = session.connection()
-    inserted: list[tuple] = []
-    for part in chunks(records):
-        values = [_event_values(workspace_id, r, accounts, now) for r in part]
-        stmt = (database.insert(bind, table).values(values)
-                .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
-                .returning(table.c.timestamp, table.c.account_id, table.c.user_id, table.c.event))
-        inserted.extend(session.execute(stmt).all())
+    values = [_event_values(workspace_id, r, accounts, now) for r in records]
+    stmt = (database.insert(bind, table)
+            .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+            .returning(table.c.timestamp, table.c.account_id, table.c.user_id, table.c.event))
+    inserted = session.execute(stmt, values).all()
     result.created += len(inserted)
     result.duplicates += len(records) - len(inserted)
     add_activity(session, workspace_id, inserted)
@@ -194,12 +192,11 @@ def add_activity(session: Session, workspace_id: int, rows: Sequence[tuple]) -> 
     bind = session.connection()
     values = [{"workspace_id": workspace_id, "day": k[0], "account_id": k[1], "user_id": k[2],
                "event": k[3], "count": c, "last_at": last} for k, (c, last) in sorted(totals.items())]
-    for part in chunks(values):
-        stmt = database.insert(bind, table).values(list(part))
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["workspace_id", "day", "account_id", "user_id", "event"],
-            set_={"count": table.c.count + stmt.excluded["count"],
-                  "last_at": database.greatest(bind, table.c.last_at, stmt.excluded.last_at)}))
+    stmt = database.insert(bind, table)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["workspace_id", "day", "account_id", "user_id", "event"],
+        set_={"count": table.c.count + stmt.excluded["count"],
+              "last_at": database.greatest(bind, table.c.last_at, stmt.excluded.last_at)}), values)
 
 
 def rebuild_activity(session: Session, workspace_id: int, user_ids: Sequence[str]) -> None:
