@@ -48,10 +48,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, census, dashboard, health, hightouch, segment, webhooks
+    from . import api, census, connections_api, dashboard, health, hightouch, segment, webhooks
     from .extensions import csrf
 
-    for module in (api, hightouch, census, webhooks, segment):
+    for module in (api, hightouch, census, webhooks, segment, connections_api):
         csrf.exempt(module.bp)  # machine surfaces authenticate with keys, not cookies
         app.register_blueprint(module.bp)
     app.register_blueprint(health.bp)
