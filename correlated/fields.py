@@ -22,7 +22,7 @@ TYPES = ("STRING", "NUMBER", "BOOLEAN", "DATE", "DATETIME", "EMAIL", "OBJECT", "
 CORE: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "account": {
         "account_id": ("Account ID", "STRING",
-                       ("accountid", "account", "group_id", "groupid", "company_id",
+                       ("accountid", "group_id", "groupid", "company_id",
                         "organization_id", "org_id")),
         "name": ("Company Name", "STRING",
                  ("company_name", "companyname", "company", "account_name", "organization_name")),
@@ -37,7 +37,7 @@ CORE: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "event": {
         "event": ("Event Name", "STRING", ("event_name", "eventname", "event_type", "action")),
         "timestamp": ("Timestamp", "DATETIME",
-                      ("time", "ts", "occurred_at", "event_time", "event_timestamp", "sent_at")),
+                      ("time", "ts", "occurred_at", "event_time", "event_timestamp")),
         "user_id": ("User ID", "STRING", ("userid",)),
         "account_id": ("Account ID", "STRING",
                        ("accountid", "group_id", "groupid", "company_id", "organization_id",
