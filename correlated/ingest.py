@@ -43,6 +43,7 @@ class Options:
     event_needs_user: bool = True  # False: an account ID alone identifies the event's owner
     payload: Any = None  # what to keep as the request's latest payload (None: the rows)
     log: bool = True
+    aliases: bool = True  # False: only core fields' own names (envelopes that name them, Segment)
 
 
 @dataclass
@@ -190,7 +191,8 @@ def _run(session: Session, workspace_id: int, batches: Sequence[Batch], options:
 def _validate(batch: Batch, catalog: dict, new_fields: dict[str, str], create_fields: bool,
               options: Options, result: Result) -> list[Record]:
     """Records of the valid rows (same ID twice: merged in order, so the last one wins)."""
-    aliases = fields.alias_map(batch.object)
+    aliases = fields.alias_map(batch.object) if options.aliases \
+        else {key: key for key in fields.CORE[batch.object]}
     by_id: dict[str, Record] = {}
     for index, row in enumerate(batch.rows):
         try:
