@@ -161,7 +161,9 @@ def workspace(tenant) -> Workspace:
 def live_server(app) -> Iterator[str]:
     """The app behind a real HTTP server on a loopback port; yields its base URL."""
     server = make_server("127.0.0.1", _free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits up to one interval, for every test using this.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
