@@ -149,8 +149,8 @@ def _mapping(obj: str, mapping: Any, errors: dict[str, str]) -> dict[str, str]:
     clean: dict[str, str] = {}
     for key, value in mapping.items():
         if key not in MAPPING_KEYS[obj]:
-            errors[f"mapping.{key}"] = f"not a {obj} mapping setting " \
-                                       f"(expected {', '.join(MAPPING_KEYS[obj])})"
+            errors[f"mapping.{key}"] = (f"not a setting of the {obj} mapping "
+                                        f"(expected {', '.join(MAPPING_KEYS[obj])})")
         elif value is not None and not isinstance(value, str):
             errors[f"mapping.{key}"] = "expected text"
         elif value and value.strip():
@@ -220,18 +220,20 @@ def get_path(data: Any, path: str) -> Any:
 
 
 def _pop_path(row: dict[str, Any], path: str) -> Any:
-    """Remove and return the value at `path` from a (copied) row."""
+    """Remove and return the value at `path` (None if absent); emptied parents go too."""
     if path in row:
         return row.pop(path)
-    *parents, leaf = path.split(".")
-    node = row
-    for part in parents:
-        child = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(child, dict):
-            return None
-        node[part] = child = dict(child)  # copy on the way down: the caller's row stays intact
-        node = child
-    return node.pop(leaf, None) if isinstance(node, dict) else None
+    head, _, tail = path.partition(".")
+    child = row.get(head)
+    if not tail or not isinstance(child, dict) or get_path(child, tail) is None:
+        return None
+    child = dict(child)  # copy on the way down: the caller's row stays intact
+    value = _pop_path(child, tail)
+    if child:
+        row[head] = child
+    else:
+        del row[head]
+    return value
 
 
 def extract_rows(body: Any, wrapper: str | None) -> list[Any]:
@@ -410,7 +412,7 @@ def _match_records(session: Session, workspace_id: int, obj: str, mapping: dict[
     """ID first, then name (accounts) or email (users); or a custom property (update only)."""
     id_key = "account_id" if obj == "account" else "user_id"
     if mapping.get("match_property"):
-        _match_custom(session, workspace_id, obj, mapping["match_property"], drafts, id_key)
+        _match_custom(session, workspace_id, obj, mapping, drafts, id_key)
         return
     fallback = "name" if obj == "account" else "email"
     if not mapping.get(f"{fallback}_field"):
@@ -432,27 +434,26 @@ def _fall_back(draft: Draft, obj: str, id_key: str, fallback: str,
     if len(found) == 1:
         draft.core[id_key] = found[0]
     elif len(found) > 1:
-        draft.reason = f"{fallback}: {len(found)} {obj}s have {fallback} {value!r}; " \
-                               f"send the {id_key} to tell them apart"
+        draft.reason = (f"{fallback}: {len(found)} {obj}s have {fallback} {value!r}; "
+                        f"send the {id_key} to tell them apart")
     elif not _given(draft.core.get(id_key)):
         draft.reason = f"{id_key}: required (no {obj} with {fallback} {value!r} to match)" \
             if value else f"{id_key}: required"
     # else: an unknown ID -- the engine creates it (upsert) or names it (update)
 
 
-def _match_custom(session: Session, workspace_id: int, obj: str, prop: str,
+def _match_custom(session: Session, workspace_id: int, obj: str, mapping: dict[str, str],
                   drafts: list[Draft], id_key: str) -> None:
+    prop, source = mapping["match_property"], mapping["match_field"]
     values = [_text(d.values["match_field"]) for d in drafts if _given(d.values.get("match_field"))]
     by_value = _ids_by(session, workspace_id, obj, prop, values, custom=True)
     for draft in drafts:
         raw = draft.values.get("match_field")
         found = by_value.get(_text(raw), []) if _given(raw) else []
         if not _given(raw):
-            draft.reason = f"{prop}: no value to match on (mapped from " \
-                                   f"the row's match field)"
+            draft.reason = f"{prop}: nothing to match on (the row has no {source!r})"
         elif len(found) != 1:
-            draft.reason = f"{prop}: {len(found) or 'no'} {obj}" \
-                                   f"{'s' if len(found) != 1 else ''} with {prop} {_text(raw)!r}"
+            draft.reason = f"{prop}: {_count(len(found), obj)} with {prop} {_text(raw)!r}"
         else:
             draft.core[id_key] = found[0]
 
@@ -469,8 +470,11 @@ def _link_accounts(session: Session, workspace_id: int, drafts: list[Draft]) -> 
         if len(found) == 1:
             draft.core["account_id"] = found[0]
         else:
-            draft.reason = f"account: {len(found) or 'no'} account" \
-                                   f"{'s' if len(found) != 1 else ''} named {name!r}"
+            draft.reason = f"account: {_count(len(found), 'account')} named {name!r}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"no {noun}" if n == 0 else f"{n} {noun}{'s' if n > 1 else ''}"
 
 
 def _fold(column: str, value: str | None) -> str | None:
