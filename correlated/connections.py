@@ -325,8 +325,8 @@ def map_rows(session: Session, connection: WebhookConnection, rows: list[Any], r
     drafts = []
     for position, row in enumerate(rows):
         if not isinstance(row, dict):
-            mapped.rejected.append(Rejection(position, None,
-                                             f"row: expected a JSON object, got {fields.describe(row)}"))
+            reason = f"row: expected a JSON object, got {fields.describe(row)}"
+            mapped.rejected.append(Rejection(position, None, reason))
             continue
         drafts.append(_draft(position, row, obj, mapping))
     _resolve(session, connection.workspace_id, obj, mapping, drafts, mapped)
@@ -343,7 +343,8 @@ def _operation(connection: WebhookConnection, mapping: dict[str, str], remove: b
 
 
 def _options(obj: str, mapping: dict[str, str], received_at: datetime | None) -> Options:
-    options = Options(protocol="connection", log=False)
+    # Only the mapping (or a core field's own name) says what a key is: no alias guessing.
+    options = Options(protocol="connection", log=False, aliases=False)
     if obj == "event":
         options.event_needs_user = False  # an account-level event is allowed on connections
         options.default_event_name = mapping.get("event_name")
@@ -373,19 +374,18 @@ def _resolve(session: Session, workspace_id: int, obj: str, mapping: dict[str, s
         _match_records(session, workspace_id, obj, mapping, drafts)
     if obj == "user" and mapping.get("account_name_field"):
         _link_accounts(session, workspace_id, drafts)
-    aliases = fields.alias_map(obj)
     targets = {TARGETS[obj][k] for k in mapping if k in TARGETS[obj]}
     for draft in drafts:
         if draft.reason:
             mapped.rejected.append(Rejection(draft.position, _row_id(obj, draft), draft.reason))
             continue
-        mapped.add(draft.position, _engine_row(draft, aliases, targets))
+        mapped.add(draft.position, _engine_row(draft, targets))
 
 
-def _engine_row(draft: Draft, aliases: dict[str, str], targets: set[str]) -> dict[str, Any]:
-    """Unmapped keys as they came, minus those the engine would read as a field the mapping sets."""
+def _engine_row(draft: Draft, targets: set[str]) -> dict[str, Any]:
+    """Unmapped keys as they came, minus those named like a core field the mapping sets."""
     taken = targets | set(draft.core)
-    row = {k: v for k, v in draft.rest.items() if aliases.get(str(k).strip().lower()) not in taken}
+    row = {k: v for k, v in draft.rest.items() if str(k).strip().lower() not in taken}
     row.update(draft.core)
     return row
 

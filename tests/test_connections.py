@@ -104,7 +104,7 @@ def test_wrapper_path_and_mapped_fields(connect, db, workspace):
     send = connect(mapping={"wrapper": "data.rows", "id_field": "sfdc.id",
                             "name_field": "company"})
     body = {"sync": "s1", "data": {"rows": [
-        {"sfdc": {"id": "a1", "region": "EU"}, "company": "Acme", "plan": "pro"},
+        {"sfdc": {"id": "a1", "region": "EU"}, "company": "Acme", "plan": "pro", "org_id": 7},
         {"sfdc": {"id": "a2"}, "company": "Beta", "account_id": "ignored", "seats": 3},
     ]}}
     response = send(body)
@@ -112,7 +112,8 @@ def test_wrapper_path_and_mapped_fields(connect, db, workspace):
     stored = accounts(db, workspace)
     assert sorted(stored) == ["a1", "a2"]
     assert stored["a1"].name == "Acme"
-    assert stored["a1"].traits == {"plan": "pro", "sfdc": {"region": "EU"}}
+    # Unmapped keys are dimensions, even those other protocols read as aliases (org_id).
+    assert stored["a1"].traits == {"plan": "pro", "sfdc": {"region": "EU"}, "org_id": 7}
     # "account_id" is not mapped but the mapping gives the ID: the mapping wins.
     assert stored["a2"].traits == {"seats": 3}
     missing = send({"data": {"items": []}})
