@@ -53,8 +53,7 @@ def receive(kind: str) -> Response:
     if not header_key:
         authenticate(body.get("writeKey"))
     messages = messages_of(kind, body, big=len(raw) > MAX_MESSAGE_BYTES)
-    results = store(current_workspace(), messages, body, received_at)
-    error = next((r.error for r in results if r.error), None)
+    error = store(current_workspace(), messages, body, received_at)
     if error:
         raise ApiError(500, f"{error}; nothing was stored, send again")
     return jsonify(success=True)
@@ -136,27 +135,32 @@ class Plan:
 
 
 def store(workspace: Workspace, messages: list[dict[str, Any]], body: dict[str, Any],
-          received_at: datetime) -> list[Result]:
-    """Map and ingest the messages in one unit of work; write the request's ingest-log entry."""
+          received_at: datetime) -> str | None:
+    """Map and ingest the messages in one unit of work and log the request; the database error."""
     plan = Plan()
     for index, message in enumerate(messages):
         plan_message(plan, index, message, received_at)
+    results = run(workspace, plan, messages)
+    error = next((r.error for r in results if r.error), None)
+    write_log(db.session, workspace.id, "segment", results, body, error)
+    db.session.commit()
+    return error
+
+
+def run(workspace: Workspace, plan: Plan, messages: list[dict[str, Any]]) -> list[Result]:
+    """The engine's results, with rejections told per message and the refused ones added."""
     keys = [key for key in ORDER if plan.rows[key]]
-    options = Options(protocol="segment", payload=body, aliases=False, log=False)
-    stored = ingest_batches(db.session, workspace,
-                            [Batch(*key, plan.rows[key]) for key in keys], options) if keys else []
-    by_key = dict(zip(keys, stored))
+    options = Options(protocol="segment", aliases=False, log=False)
+    results = ingest_batches(db.session, workspace,
+                             [Batch(*key, plan.rows[key]) for key in keys], options) if keys else []
+    by_key = dict(zip(keys, results))
     for key in keys:
         explain(by_key[key], plan.origin[key], messages)
     for key, refused in plan.refused.items():
         result = by_key.setdefault(key, Result(*key))
         result.received += len(refused)
         result.rejected.extend(refused)
-    results = [by_key[key] for key in ORDER if key in by_key]
-    error = next((r.error for r in results if r.error), None)
-    write_log(db.session, workspace.id, "segment", results, body, error)
-    db.session.commit()
-    return results
+    return [by_key[key] for key in ORDER if key in by_key]
 
 
 def explain(result: Result, origin: list[int], messages: list[dict[str, Any]]) -> None:
