@@ -1,22 +1,67 @@
-"""Read model: SQL aggregates over the daily rollup, shaped with pandas."""
+"""Read model: SQL aggregates over the daily rollup, shaped with pandas.
+
+Every aggregate reads `daily_activity` (events per day, account, user and event name, kept up
+to date at ingest); raw events are only read for "latest events" lists, through an index and a
+LIMIT. Functions take the session and the workspace id and return DataFrames or plain values.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .models import DailyActivity, User
+from .models import Account, DailyActivity, Event, User
 
 ACCOUNT_METRICS = ["users", "active_users_7d", "active_users_30d", "events_30d",
                    "events_prev_30d", "last_seen"]
+USER_METRICS = ["active_days_30d", "events_30d", "events_prev_30d", "last_seen"]
+ACT = DailyActivity
 
 
 def today_utc() -> date:
     return datetime.now(timezone.utc).date()
 
+
+@dataclass(frozen=True)
+class Periods:
+    """Day windows ending today (inclusive): `start(30)` is the first day of the last 30."""
+
+    today: date
+
+    def start(self, days: int) -> date:
+        return self.today - timedelta(days=days - 1)
+
+    def days(self, count: int) -> pd.DatetimeIndex:
+        return pd.date_range(self.start(count), self.today, freq="D")
+
+
+def periods(today: date | None = None) -> Periods:
+    return Periods(today or today_utc())
+
+
+def _frame(session: Session, query: sa.Select, index: str | None = None) -> pd.DataFrame:
+    rows = session.execute(query).all()
+    frame = pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    return frame.set_index(index) if index else frame
+
+
+def _distinct_users(condition: Any) -> Any:
+    return sa.func.count(sa.distinct(sa.case((sa.and_(condition, ACT.user_id != ""), ACT.user_id))))
+
+
+def _sum_if(condition: Any) -> Any:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, ACT.count), else_=0)), 0)
+
+
+def _in_workspace(workspace_id: int, since: date, today: date) -> tuple:
+    return ACT.workspace_id == workspace_id, ACT.day >= since, ACT.day <= today
+
+
+# --- per-account and per-user metrics -------------------------------------------------------
 
 def account_metrics(session: Session, workspace_id: int, account_ids: Sequence[str] | None = None,
                     today: date | None = None) -> pd.DataFrame:
@@ -24,28 +69,22 @@ def account_metrics(session: Session, workspace_id: int, account_ids: Sequence[s
 
     Indexed by account_id; accounts with no users and no activity are absent.
     """
-    today = today or today_utc()
-    act = DailyActivity
-    d7, d30, d60 = (today - timedelta(days=n - 1) for n in (7, 30, 60))
-    has_user = act.user_id != ""
+    p = periods(today)
     recent = (
         sa.select(
-            act.account_id,
-            sa.func.count(sa.distinct(sa.case((sa.and_(act.day >= d7, has_user), act.user_id))))
-            .label("active_users_7d"),
-            sa.func.count(sa.distinct(sa.case((sa.and_(act.day >= d30, has_user), act.user_id))))
-            .label("active_users_30d"),
-            sa.func.sum(sa.case((act.day >= d30, act.count), else_=0)).label("events_30d"),
-            sa.func.sum(sa.case((act.day < d30, act.count), else_=0)).label("events_prev_30d"),
+            ACT.account_id,
+            _distinct_users(ACT.day >= p.start(7)).label("active_users_7d"),
+            _distinct_users(ACT.day >= p.start(30)).label("active_users_30d"),
+            _sum_if(ACT.day >= p.start(30)).label("events_30d"),
+            _sum_if(ACT.day < p.start(30)).label("events_prev_30d"),
         )
-        .where(act.workspace_id == workspace_id, act.day >= d60, act.day <= today,
-               act.account_id != "")
-        .group_by(act.account_id)
+        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.account_id != "")
+        .group_by(ACT.account_id)
     )
     last_seen = (
-        sa.select(act.account_id, sa.func.max(act.last_at).label("last_seen"))
-        .where(act.workspace_id == workspace_id, act.account_id != "")
-        .group_by(act.account_id)
+        sa.select(ACT.account_id, sa.func.max(ACT.last_at).label("last_seen"))
+        .where(ACT.workspace_id == workspace_id, ACT.account_id != "")
+        .group_by(ACT.account_id)
     )
     users = (
         sa.select(User.account_id, sa.func.count().label("users"))
@@ -54,21 +93,57 @@ def account_metrics(session: Session, workspace_id: int, account_ids: Sequence[s
         .group_by(User.account_id)
     )
     if account_ids is not None:
-        recent = recent.where(act.account_id.in_(account_ids))
-        last_seen = last_seen.where(act.account_id.in_(account_ids))
+        recent = recent.where(ACT.account_id.in_(account_ids))
+        last_seen = last_seen.where(ACT.account_id.in_(account_ids))
         users = users.where(User.account_id.in_(account_ids))
     frames = [_frame(session, q, "account_id") for q in (users, recent, last_seen)]
-    out = pd.concat(frames, axis=1).reindex(columns=ACCOUNT_METRICS)
-    counts = ACCOUNT_METRICS[:-1]
+    return _counts_and_time(pd.concat(frames, axis=1), ACCOUNT_METRICS)
+
+
+def user_metrics(session: Session, workspace_id: int, user_ids: Sequence[str],
+                 today: date | None = None) -> pd.DataFrame:
+    """Per user: active days and events in 30 days (and the 30 before), last seen."""
+    p = periods(today)
+    recent = (
+        sa.select(
+            ACT.user_id,
+            sa.func.count(sa.distinct(sa.case((ACT.day >= p.start(30), ACT.day))))
+            .label("active_days_30d"),
+            _sum_if(ACT.day >= p.start(30)).label("events_30d"),
+            _sum_if(ACT.day < p.start(30)).label("events_prev_30d"),
+        )
+        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.user_id.in_(user_ids))
+        .group_by(ACT.user_id)
+    )
+    last_seen = (
+        sa.select(ACT.user_id, sa.func.max(ACT.last_at).label("last_seen"))
+        .where(ACT.workspace_id == workspace_id, ACT.user_id.in_(user_ids))
+        .group_by(ACT.user_id)
+    )
+    frames = [_frame(session, q, "user_id") for q in (recent, last_seen)]
+    return _counts_and_time(pd.concat(frames, axis=1), USER_METRICS)
+
+
+def account_user_activity(session: Session, workspace_id: int, account_id: str,
+                          today: date | None = None) -> pd.DataFrame:
+    """Per user of one account (read through the account index): events 30 days, last seen."""
+    p = periods(today)
+    query = (
+        sa.select(ACT.user_id, _sum_if(ACT.day >= p.start(30)).label("events_30d"),
+                  sa.func.max(ACT.last_at).label("last_seen"))
+        .where(ACT.workspace_id == workspace_id, ACT.account_id == account_id,
+               ACT.user_id != "", ACT.day <= p.today)
+        .group_by(ACT.user_id)
+    )
+    return _counts_and_time(_frame(session, query, "user_id"), ["events_30d", "last_seen"])
+
+
+def _counts_and_time(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    out = frame.reindex(columns=columns)
+    counts = [c for c in columns if c != "last_seen"]
     out[counts] = out[counts].fillna(0).astype("int64")
-    out["last_seen"] = pd.to_datetime(out["last_seen"], utc=True)
+    out["last_seen"] = pd.to_datetime(out["last_seen"], utc=True, format="mixed")
     return out
-
-
-def _frame(session: Session, query: sa.Select, index: str) -> pd.DataFrame:
-    rows = session.execute(query).mappings().all()
-    columns = list(query.selected_columns.keys())
-    return pd.DataFrame(rows, columns=columns).set_index(index)
 
 
 def metrics_record(frame: pd.DataFrame, key: str) -> dict:
@@ -83,3 +158,232 @@ def metrics_record(frame: pd.DataFrame, key: str) -> dict:
         else:
             out[column] = int(value)
     return out
+
+
+def change_pct(current: float, previous: float) -> float | None:
+    """Percent change, None when there is nothing to compare with."""
+    if not previous:
+        return None
+    return (current - previous) * 100.0 / previous
+
+
+# --- overview -------------------------------------------------------------------------------
+
+@dataclass
+class Totals:
+    accounts: int
+    users: int
+    active_accounts: int
+    active_accounts_prev: int
+    active_users: int
+    active_users_prev: int
+    events: int
+    events_prev: int
+
+
+def overview_totals(session: Session, workspace_id: int, by_account: pd.DataFrame,
+                    events: pd.DataFrame, today: date | None = None) -> Totals:
+    """Headline numbers for the last 30 days and the 30 before (`events` from event_days)."""
+    p = periods(today)
+    users = session.execute(
+        sa.select(_distinct_users(ACT.day >= p.start(30)), _distinct_users(ACT.day < p.start(30)))
+        .where(*_in_workspace(workspace_id, p.start(60), p.today))
+    ).one()
+    recent = events["day"] >= pd.Timestamp(p.start(30))
+    return Totals(
+        accounts=_count_live(session, Account, workspace_id),
+        users=_count_live(session, User, workspace_id),
+        active_accounts=int((by_account["events_30d"] > 0).sum()),
+        active_accounts_prev=int((by_account["events_prev_30d"] > 0).sum()),
+        active_users=int(users[0]), active_users_prev=int(users[1]),
+        events=int(events.loc[recent, "count"].sum()),
+        events_prev=int(events.loc[~recent, "count"].sum()),
+    )
+
+
+def _count_live(session: Session, model: type, workspace_id: int) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(model).where(
+        model.workspace_id == workspace_id, model.archived_at.is_(None)))
+
+
+def account_activity(session: Session, workspace_id: int, today: date | None = None) -> pd.DataFrame:
+    """Events per live account in the last 30 days and the 30 before (accounts with any)."""
+    p = periods(today)
+    query = (
+        sa.select(ACT.account_id, _sum_if(ACT.day >= p.start(30)).label("events_30d"),
+                  _sum_if(ACT.day < p.start(30)).label("events_prev_30d"))
+        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.account_id != "")
+        .group_by(ACT.account_id)
+    )
+    frame = _frame(session, query, "account_id")
+    return frame.astype("int64")
+
+
+def movers(session: Session, workspace_id: int, activity: pd.DataFrame,
+           limit: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The most active live accounts, and those whose activity dropped most (30 days vs before)."""
+    frame = activity.assign(change=activity["events_30d"] - activity["events_prev_30d"])
+    top = frame[frame["events_30d"] > 0].nlargest(limit * 2, "events_30d")
+    dropped = frame[frame["change"] < 0].nsmallest(limit * 2, "change")
+    names = account_names(session, workspace_id, list(top.index) + list(dropped.index))
+    # Archived accounts have no name here: drop them, then keep `limit` (hence the 2x above).
+    return tuple(_with_names(f, names).head(limit) for f in (top, dropped))  # type: ignore[return-value]
+
+
+def _with_names(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    frame = frame[frame.index.isin(list(names))].copy()
+    frame["name"] = [names[i] for i in frame.index]
+    frame["change_pct"] = [change_pct(c, p) for c, p in
+                           zip(frame["events_30d"], frame["events_prev_30d"])]
+    return frame
+
+
+def account_names(session: Session, workspace_id: int, ids: Sequence[str]) -> dict[str, str]:
+    """Names of the live accounts among `ids`."""
+    if not ids:
+        return {}
+    rows = session.execute(sa.select(Account.account_id, Account.name).where(
+        Account.workspace_id == workspace_id, Account.account_id.in_(list(ids)),
+        Account.archived_at.is_(None)))
+    return {r[0]: r[1] for r in rows}
+
+
+# --- series ---------------------------------------------------------------------------------
+
+def daily_actives(session: Session, workspace_id: int, days: int = 30,
+                  today: date | None = None) -> pd.DataFrame:
+    """Active accounts and active users per day, every day present (zeros included)."""
+    p = periods(today)
+    query = (
+        sa.select(ACT.day,
+                  sa.func.count(sa.distinct(sa.case((ACT.account_id != "", ACT.account_id))))
+                  .label("accounts"),
+                  _distinct_users(sa.true()).label("users"))
+        .where(*_in_workspace(workspace_id, p.start(days), p.today))
+        .group_by(ACT.day)
+    )
+    return _daily(_frame(session, query), p.days(days), ["accounts", "users"])
+
+
+def event_days(session: Session, workspace_id: int, days: int = 90, today: date | None = None,
+               account_id: str | None = None, user_id: str | None = None) -> pd.DataFrame:
+    """Events per (day, event name) with the latest time: one pass that feeds a page's
+    daily chart (`by_day`) and its per-event table (`event_summary`)."""
+    p = periods(today)
+    query = (
+        sa.select(ACT.day, ACT.event, sa.func.sum(ACT.count).label("count"),
+                  sa.func.max(ACT.last_at).label("last_at"))
+        .where(*_in_workspace(workspace_id, p.start(days), p.today), *_scope(account_id, user_id))
+        .group_by(ACT.day, ACT.event)
+    )
+    frame = _frame(session, query)
+    frame["day"] = pd.to_datetime(frame["day"])
+    frame["count"] = frame["count"].astype("int64")
+    frame.attrs["days"] = days
+    return frame
+
+
+def by_day(frame: pd.DataFrame, days: int, today: date | None = None) -> pd.DataFrame:
+    """Day x event name counts for the last `days` days (every day present, biggest name first)."""
+    p = periods(today)
+    recent = frame[frame["day"] >= pd.Timestamp(p.start(days))]
+    table = recent.pivot_table(index="day", columns="event", values="count", aggfunc="sum")
+    table = table.reindex(p.days(days)).fillna(0).astype("int64")
+    order = table.sum().sort_values(ascending=False).index  # biggest first: bottom of the stack
+    return table[order]
+
+
+def event_summary(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
+    """Per event name: events in 7, 30 and 90 days, the 30 before the last 30, last seen."""
+    p = periods(today)
+    day = frame["day"]
+    windows = {"events_7d": day >= pd.Timestamp(p.start(7)),
+               "events_30d": day >= pd.Timestamp(p.start(30)),
+               "events_90d": day >= pd.Timestamp(p.start(90)),
+               "events_prev_30d": (day < pd.Timestamp(p.start(30)))
+               & (day >= pd.Timestamp(p.start(60)))}
+    columns = {name: frame["count"].where(mask, 0) for name, mask in windows.items()}
+    table = pd.DataFrame({"event": frame["event"], **columns, "last_seen": frame["last_at"]})
+    out = table.groupby("event").agg({**{n: "sum" for n in windows}, "last_seen": "max"})
+    out["last_seen"] = pd.to_datetime(out["last_seen"], utc=True, format="mixed")
+    out["change_pct"] = [change_pct(c, b) for c, b in zip(out["events_30d"], out["events_prev_30d"])]
+    return out.sort_values(["events_30d", "events_90d"], ascending=False)
+
+
+def _scope(account_id: str | None, user_id: str | None) -> list:
+    scope = []
+    if account_id is not None:
+        scope.append(ACT.account_id == account_id)
+    if user_id is not None:
+        scope.append(ACT.user_id == user_id)
+    return scope
+
+
+def _daily(frame: pd.DataFrame, days: pd.DatetimeIndex, columns: list[str]) -> pd.DataFrame:
+    frame["day"] = pd.to_datetime(frame["day"])
+    return frame.set_index("day").reindex(days).fillna(0)[columns].astype("int64")
+
+
+def weekly_active_users(session: Session, workspace_id: int, account_id: str, weeks: int = 12,
+                        today: date | None = None) -> pd.Series:
+    """Distinct active users of an account per week (weeks start on Monday), oldest first."""
+    p = periods(today)
+    monday = p.today - timedelta(days=p.today.weekday())
+    first = monday - timedelta(weeks=weeks - 1)
+    query = (
+        sa.select(ACT.day, ACT.user_id)
+        .where(*_in_workspace(workspace_id, first, p.today), ACT.account_id == account_id,
+               ACT.user_id != "")
+        .distinct()
+    )
+    # One row per active user-day of one account (index-backed): small enough to bucket here.
+    frame = _frame(session, query)
+    index = pd.date_range(first, monday, freq="7D")
+    if frame.empty:
+        return pd.Series(0, index=index, name="users")
+    frame["week"] = pd.to_datetime(frame["day"]).dt.to_period("W-SUN").dt.start_time
+    weekly = frame.groupby("week")["user_id"].nunique()
+    return weekly.reindex(index, fill_value=0).astype("int64").rename("users")
+
+
+# --- per event name -------------------------------------------------------------------------
+
+def event_breakdown(session: Session, workspace_id: int, event: str, dimension: str,
+                    today: date | None = None, limit: int = 12) -> pd.DataFrame:
+    """Events of one name in 30 days by an account dimension's value (largest first)."""
+    p = periods(today)
+    value = Account.traits[dimension].as_string()
+    query = (
+        sa.select(value.label("value"), sa.func.sum(ACT.count).label("events"),
+                  sa.func.count(sa.distinct(Account.account_id)).label("accounts"))
+        .select_from(ACT)
+        .join(Account, sa.and_(Account.workspace_id == ACT.workspace_id,
+                               Account.account_id == ACT.account_id))
+        .where(*_in_workspace(workspace_id, p.start(30), p.today), ACT.event == event,
+               Account.archived_at.is_(None))
+        .group_by(value)
+        .order_by(sa.func.sum(ACT.count).desc())
+    )
+    frame = _frame(session, query)
+    frame["value"] = frame["value"].fillna("(not set)")
+    if len(frame) > limit:  # the long tail as one bar
+        rest = frame.iloc[limit - 1:][["events", "accounts"]].sum()
+        frame = pd.concat([frame.iloc[:limit - 1], pd.DataFrame(
+            [{"value": "(other values)", "events": rest["events"], "accounts": rest["accounts"]}])])
+    return frame.reset_index(drop=True)
+
+
+# --- raw events (latest only) ---------------------------------------------------------------
+
+def latest_events(session: Session, workspace_id: int, limit: int = 25,
+                  account_id: str | None = None, user_id: str | None = None,
+                  event: str | None = None) -> list[Event]:
+    """The newest events, through the (workspace, account|user|event, timestamp) indexes."""
+    query = sa.select(Event).where(Event.workspace_id == workspace_id)
+    if account_id is not None:
+        query = query.where(Event.account_id == account_id)
+    if user_id is not None:
+        query = query.where(Event.user_id == user_id)
+    if event is not None:
+        query = query.where(Event.event == event)
+    return list(session.scalars(query.order_by(Event.timestamp.desc()).limit(limit)))

@@ -3,4 +3,7 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from . import common, connections, views  # noqa: E402,F401  (modules register their routes on bp)
+# Modules register their routes, filters and template helpers on bp.
+from . import (  # noqa: E402,F401
+    accounts, catalog, common, connections, events, formatting, lists, settings, users, views,
+)

@@ -93,6 +93,12 @@ def current_workspace_name() -> str:
     return g.workspace_name
 
 
+@bp.app_template_global("connections_url")
+def connections_url() -> str:
+    """The connections page (built by another module; its plain path until it exists)."""
+    return _href("dashboard.connections", "/connections")
+
+
 @bp.app_context_processor
 def shell_helpers() -> dict[str, Any]:
     return {"nav_sections": nav_sections, "current_workspace_name": current_workspace_name,

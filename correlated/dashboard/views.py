@@ -4,11 +4,12 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 
+from .. import charts, rollups
 from ..auth import LoginUser, check_login
 from ..extensions import db
 from ..forms import LoginForm
 from . import bp
-from .common import safe_next
+from .common import safe_next, workspace_id
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -35,6 +36,18 @@ def logout():
     return redirect(url_for("dashboard.login"))
 
 
-@bp.route("/")
+@bp.get("/")
 def index():
-    return render_template("overview.html")
+    """The last 30 days across all accounts, against the 30 before."""
+    ws = workspace_id()
+    events = rollups.event_days(db.session, ws, days=60)
+    activity = rollups.account_activity(db.session, ws)
+    totals = rollups.overview_totals(db.session, ws, activity, events)
+    top, dropped = rollups.movers(db.session, ws, activity)
+    actives = rollups.daily_actives(db.session, ws, days=30)
+    return render_template(
+        "overview.html", totals=totals, top=top, dropped=dropped,
+        change=rollups.change_pct,
+        actives_chart=charts.lines(actives, {"accounts": "Active accounts", "users": "Active users"}),
+        events_chart=charts.stacked_bars(rollups.by_day(events, 30)),
+    )

@@ -1,0 +1,401 @@
+"""Account and user lists: search, filter, sort and paginate in SQL, with metrics from the rollup.
+
+A list sorted or filtered on dimensions only pages over the accounts (users) table and computes
+metrics for the rows on the page alone. Sorting or filtering on a metric joins one aggregated
+subquery over `daily_activity`, holding only the metrics asked for and only the days they need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from . import rollups
+from .models import Account, DailyActivity, User
+from .rollups import ACT, Periods, _distinct_users, _sum_if
+
+OPERATORS = {"eq": "is", "ne": "is not", "contains": "contains", "gt": "greater than",
+             "lt": "less than"}
+PER_PAGE = (25, 50, 100)
+MAX_ACCOUNT_USERS = 2000  # ranked by activity on the account page; the rest are in /users
+
+
+class BadFilter(ValueError):
+    """A filter the list cannot apply; the message says why."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    field: str
+    op: str
+    value: str
+
+
+@dataclass
+class ListSpec:
+    search: str = ""
+    filters: list[Filter] = field(default_factory=list)
+    sort: str = ""
+    desc: bool = False
+    page: int = 1
+    per_page: int = PER_PAGE[0]
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+# --- what each list is made of --------------------------------------------------------------
+
+Metric = tuple[int, Callable[[Periods], Any]]  # (days of rollup it needs, aggregate expression)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Everything that differs between the account list and the user list."""
+
+    model: Any
+    key: str
+    core: tuple[str, ...]  # columns of their own, besides traits
+    search: tuple[str, ...]
+    default_sort: str
+    metrics: dict[str, Metric]
+    metric_labels: dict[str, str]
+    date_metrics: tuple[str, ...] = ("last_seen",)
+
+    @property
+    def rollup_key(self) -> Any:
+        return getattr(ACT, self.key)
+
+    @property
+    def key_column(self) -> Any:
+        return getattr(self.model, self.key)
+
+
+def _trend(e30: Any, prev: Any) -> Any:
+    return sa.case((prev > 0, (e30 - prev) * 100.0 / prev))
+
+
+COMMON_METRICS: dict[str, Metric] = {
+    "events_30d": (30, lambda p: _sum_if(ACT.day >= p.start(30))),
+    "events_prev_30d": (60, lambda p: _sum_if(ACT.day < p.start(30))),
+}
+
+ACCOUNTS = Kind(
+    model=Account, key="account_id", core=("account_id", "name"), search=("name", "account_id"),
+    default_sort="name",
+    metrics={
+        "users": (0, lambda p: None),  # from the users table, see _users_subquery
+        "active_users_7d": (7, lambda p: _distinct_users(ACT.day >= p.start(7))),
+        "active_users_30d": (30, lambda p: _distinct_users(ACT.day >= p.start(30))),
+        **COMMON_METRICS,
+        "trend": (60, lambda p: None),  # from events_30d and events_prev_30d
+        "last_seen": (0, lambda p: sa.func.max(ACT.last_at)),  # all time
+    },
+    metric_labels={"users": "Users", "active_users_7d": "Active users 7d",
+                   "active_users_30d": "Active users 30d", "events_30d": "Events 30d",
+                   "events_prev_30d": "Events prev. 30d", "trend": "Trend %",
+                   "last_seen": "Last seen"},
+)
+
+USERS = Kind(
+    model=User, key="user_id", core=("user_id", "email", "account_id"),
+    search=("email", "user_id"), default_sort="email",
+    metrics={
+        "active_days_30d": (30, lambda p: sa.func.count(sa.distinct(
+            sa.case((ACT.day >= p.start(30), ACT.day))))),
+        **COMMON_METRICS,
+        "trend": (60, lambda p: None),
+        "last_seen": (0, lambda p: sa.func.max(ACT.last_at)),
+    },
+    metric_labels={"active_days_30d": "Active days 30d", "events_30d": "Events 30d",
+                   "events_prev_30d": "Events prev. 30d", "trend": "Trend %",
+                   "last_seen": "Last seen"},
+)
+
+
+# --- expressions ----------------------------------------------------------------------------
+
+def dimension(kind: Kind, key: str, typ: str, bind: Any) -> Any:
+    """A column or a JSON dimension as an SQL expression (numbers as numbers, safely)."""
+    if key in kind.core:
+        return getattr(kind.model, key)
+    element = kind.model.traits[key]
+    if typ != "NUMBER":
+        return element.as_string()
+    # Cast only JSON numbers: one odd value must not make PostgreSQL fail the whole query.
+    if bind.dialect.name == "sqlite":
+        kind_of = sa.func.json_type(kind.model.traits, sa.literal(f'$."{key}"'))
+        return sa.case((kind_of.in_(["integer", "real"]), element.as_float()))
+    return sa.case((sa.func.jsonb_typeof(kind.model.traits[key]) == "number",
+                    element.as_float()))
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value.replace(",", "").strip())
+    except ValueError:
+        raise BadFilter(f"“{value}” is not a number") from None
+
+
+def _compare(expr: Any, op: str, value: str, typ: str) -> Any:
+    """`expr <op> value` for a dimension of catalog type `typ`."""
+    if op == "contains":
+        return sa.cast(expr, sa.String).icontains(value, autoescape=True)
+    if typ == "NUMBER":
+        number = _number(value)
+        return {"eq": expr == number, "ne": sa.or_(expr != number, expr.is_(None)),
+                "gt": expr > number, "lt": expr < number}[op]
+    if typ == "BOOLEAN" and op in ("eq", "ne"):
+        truthy = value.strip().lower() in ("true", "yes", "1", "t", "y")
+        test = expr.in_(["true", "1"]) if truthy else expr.in_(["false", "0"])
+        return test if op == "eq" else sa.or_(sa.not_(test), expr.is_(None))
+    text = sa.func.lower(expr)
+    return {"eq": text == value.strip().lower(),
+            "ne": sa.or_(text != value.strip().lower(), expr.is_(None)),
+            "gt": expr > value.strip(), "lt": expr < value.strip()}[op]
+
+
+def _metric_compare(expr: Any, name: str, op: str, value: str, kind: Kind) -> Any:
+    if op == "contains":
+        raise BadFilter("“contains” works on dimensions; use is, greater or less for metrics")
+    if name in kind.date_metrics:
+        return _date_compare(expr, op, value)
+    number = _number(value)
+    return {"eq": expr == number, "ne": expr != number, "gt": expr > number,
+            "lt": expr < number}[op]
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise BadFilter(f"“{value}” is not a date (YYYY-MM-DD)") from None
+
+
+def check_filter(kind: Kind, f: Filter, types: dict[str, str]) -> None:
+    """Raise BadFilter, naming the problem, if the list cannot apply `f`."""
+    if f.op not in OPERATORS:
+        raise BadFilter(f"unknown operator {f.op!r}")
+    if not known_field(kind, f.field, types):
+        raise BadFilter(f"unknown field {f.field!r}")
+    if f.field in kind.metrics:
+        if f.op == "contains":
+            raise BadFilter("“contains” works on dimensions; use is, greater or less for metrics")
+        _day(f.value) if f.field in kind.date_metrics else _number(f.value)
+    elif types.get(f.field) == "NUMBER" and f.op != "contains":
+        _number(f.value)
+
+
+def _date_compare(expr: Any, op: str, value: str) -> Any:
+    """A timestamp against a UTC calendar day; "before" includes never."""
+    day = _day(value)
+    start = datetime.combine(day, time(), timezone.utc)
+    end = start + timedelta(days=1)
+    within = sa.and_(expr >= start, expr < end)
+    return {"eq": within, "ne": sa.or_(sa.not_(within), expr.is_(None)), "gt": expr >= end,
+            "lt": sa.or_(expr < start, expr.is_(None))}[op]
+
+
+def usable_key(key: str) -> bool:
+    """Keys that can be addressed inside JSON on both engines (SQLite paths are quoted)."""
+    return bool(key) and '"' not in key and "\\" not in key
+
+
+# --- the query ------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """The parts of a list query: base filters, joined metric columns."""
+
+    where: list[Any]
+    metric_columns: dict[str, Any]
+    joins: list[tuple[Any, Any]]
+
+
+def _metrics_subquery(kind: Kind, workspace_id: int, p: Periods, names: set[str]) -> Any:
+    needed = set(names)
+    if "trend" in needed:
+        needed |= {"events_30d", "events_prev_30d"}
+    columns = [kind.metrics[n][1](p).label(n) for n in sorted(needed)
+               if n not in ("users", "trend")]
+    if not columns:
+        return None
+    windows = [kind.metrics[n][0] for n in needed if n not in ("users", "trend")]
+    query = sa.select(kind.rollup_key.label("key"), *columns).where(
+        ACT.workspace_id == workspace_id, kind.rollup_key != "", ACT.day <= p.today)
+    if 0 not in windows:  # last_seen reads all days; the others only their window
+        query = query.where(ACT.day >= p.start(max(windows)))
+    return query.group_by(kind.rollup_key).subquery("m")
+
+
+def _users_subquery(workspace_id: int) -> Any:
+    return (sa.select(User.account_id.label("key"), sa.func.count().label("users"))
+            .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
+                   User.account_id.is_not(None))
+            .group_by(User.account_id).subquery("u"))
+
+
+def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str], p: Periods,
+          bind: Any) -> Plan:
+    model = kind.model
+    where = [model.workspace_id == workspace_id, model.archived_at.is_(None)]
+    if spec.search.strip():
+        term = spec.search.strip()
+        where.append(sa.or_(*(getattr(model, c).icontains(term, autoescape=True)
+                              for c in kind.search)))
+    needed = {f.field for f in spec.filters if f.field in kind.metrics}
+    if spec.sort in kind.metrics:
+        needed.add(spec.sort)
+    metric_columns, joins = _metric_columns(kind, workspace_id, p, needed)
+    for f in spec.filters:
+        if f.op not in OPERATORS:
+            raise BadFilter(f"unknown operator {f.op!r}")
+        if not known_field(kind, f.field, types):
+            raise BadFilter(f"unknown field {f.field!r}")
+        if f.field in kind.metrics:
+            where.append(_metric_compare(metric_columns[f.field], f.field, f.op, f.value, kind))
+        else:
+            typ = types.get(f.field, "STRING")
+            where.append(_compare(dimension(kind, f.field, typ, bind), f.op, f.value, typ))
+    return Plan(where, metric_columns, joins)
+
+
+def _metric_columns(kind: Kind, workspace_id: int, p: Periods,
+                    needed: set[str]) -> tuple[dict[str, Any], list[tuple[Any, Any]]]:
+    columns: dict[str, Any] = {}
+    joins: list[tuple[Any, Any]] = []
+    sub = _metrics_subquery(kind, workspace_id, p, needed)
+    if sub is not None:
+        joins.append((sub, sub.c.key == kind.key_column))
+        for name in sub.c.keys():
+            if name != "key":
+                column = sub.c[name]
+                columns[name] = column if name == "last_seen" else sa.func.coalesce(column, 0)
+        if "trend" in needed:
+            columns["trend"] = _trend(columns["events_30d"], columns["events_prev_30d"])
+    if "users" in needed:
+        users = _users_subquery(workspace_id)
+        joins.append((users, users.c.key == kind.key_column))
+        columns["users"] = sa.func.coalesce(users.c.users, 0)
+    return columns, joins
+
+
+def known_field(kind: Kind, key: str, types: dict[str, str]) -> bool:
+    return key in kind.core or key in kind.metrics or (key in types and usable_key(key))
+
+
+def _order(kind: Kind, spec: ListSpec, plan: Plan, types: dict[str, str], bind: Any) -> list:
+    sort = spec.sort if known_field(kind, spec.sort, types) else kind.default_sort
+    if sort in plan.metric_columns:
+        expr = plan.metric_columns[sort]
+    else:
+        expr = dimension(kind, sort, types.get(sort, "STRING"), bind)
+        if sort not in kind.core and types.get(sort, "STRING") not in ("NUMBER", "BOOLEAN") \
+                or sort == "name":
+            expr = sa.func.lower(expr)  # people expect "acme" next to "Acme"
+    ordered = expr.desc() if spec.desc else expr.asc()
+    return [ordered.nulls_last(), kind.key_column.asc()]
+
+
+def select_rows(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str],
+                bind: Any, today: date | None = None) -> tuple[sa.Select, Plan]:
+    """The filtered, sorted list as one SELECT (id, core columns, traits, metrics joined)."""
+    p = rollups.periods(today)
+    plan = _plan(kind, workspace_id, spec, types, p, bind)
+    columns = [getattr(kind.model, c) for c in kind.core] + [kind.model.traits]
+    query = sa.select(*columns, *(c.label(n) for n, c in plan.metric_columns.items()))
+    for target, on in plan.joins:
+        query = query.outerjoin(target, on)
+    query = query.where(*plan.where).order_by(*_order(kind, spec, plan, types, bind))
+    return query, plan
+
+
+def list_page(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
+              types: dict[str, str], today: date | None = None) -> Page:
+    """One page of the list, each row with every metric of its kind."""
+    query, plan = select_rows(kind, workspace_id, spec, types, session.connection(), today)
+    offset = (spec.page - 1) * spec.per_page
+    if plan.joins:  # the aggregate is the expensive part: count in the same pass
+        query = query.add_columns(sa.func.count().over().label("_total"))
+    rows = [dict(r) for r in session.execute(query.limit(spec.per_page).offset(offset)).mappings()]
+    if rows and plan.joins:
+        total = rows[0].pop("_total")
+        for row in rows[1:]:
+            row.pop("_total")
+    else:  # a plain count lets the database skip reading the rows (index-only)
+        total = session.scalar(sa.select(sa.func.count()).select_from(kind.model)
+                               .where(*plan.where)) if not plan.joins else 0
+    _attach_metrics(session, kind, workspace_id, rows, today)
+    return Page(rows, int(total), spec.page, spec.per_page)
+
+
+def _attach_metrics(session: Session, kind: Kind, workspace_id: int, rows: list[dict],
+                    today: date | None) -> None:
+    ids = [r[kind.key] for r in rows]
+    if not ids:
+        return
+    if kind is ACCOUNTS:
+        frame = rollups.account_metrics(session, workspace_id, ids, today)
+    else:
+        frame = rollups.user_metrics(session, workspace_id, ids, today)
+    for row in rows:
+        row.update(_metric_values(frame, row[kind.key]))
+        row["trend"] = rollups.change_pct(row["events_30d"], row["events_prev_30d"])
+
+
+def _metric_values(frame: pd.DataFrame, key: str) -> dict[str, Any]:
+    if key not in frame.index:
+        return {c: (None if c == "last_seen" else 0) for c in frame.columns}
+    values = frame.loc[key].to_dict()
+    values["last_seen"] = None if pd.isna(values["last_seen"]) else values["last_seen"]
+    return {k: (v if k == "last_seen" else int(v)) for k, v in values.items()}
+
+
+def all_rows(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
+             types: dict[str, str], today: date | None = None,
+             chunk: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every row of the filtered list with all its metrics (for CSV export), in chunks."""
+    full = ListSpec(spec.search, spec.filters, spec.sort, spec.desc)
+    query, _plan_ = select_rows(kind, workspace_id, full, types, session.connection(), today)
+    offset = 0
+    while True:
+        rows = [dict(r) for r in session.execute(query.limit(chunk).offset(offset)).mappings()]
+        if not rows:
+            return
+        _attach_metrics(session, kind, workspace_id, rows, today)
+        yield from rows
+        offset += chunk
+
+
+def account_users(session: Session, workspace_id: int, account_id: str, limit: int = 50,
+                  today: date | None = None) -> tuple[list[dict[str, Any]], int]:
+    """An account's live users, most active first, with their metrics; and how many there are."""
+    query = (sa.select(User.user_id, User.email, User.traits)
+             .where(User.workspace_id == workspace_id, User.account_id == account_id,
+                    User.archived_at.is_(None))
+             .order_by(User.email).limit(MAX_ACCOUNT_USERS))
+    rows = [dict(r) for r in session.execute(query).mappings()]
+    total = len(rows)
+    if total == MAX_ACCOUNT_USERS:
+        total = session.scalar(sa.select(sa.func.count()).select_from(User).where(
+            User.workspace_id == workspace_id, User.account_id == account_id,
+            User.archived_at.is_(None)))
+    activity = rollups.account_user_activity(session, workspace_id, account_id, today)
+    for row in rows:
+        row.update(_metric_values(activity, row["user_id"]))
+    rows.sort(key=lambda r: (-r["events_30d"], -(r["last_seen"].timestamp() if r["last_seen"]
+                                                  else 0), r["email"] or ""))
+    return rows[:limit], int(total)
