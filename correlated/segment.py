@@ -107,8 +107,8 @@ def inherit(body: dict[str, Any], index: int, message: Any) -> dict[str, Any]:
 
 
 def check_message_size(index: int, message: dict[str, Any]) -> None:
-    size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False,
-                          default=str).encode())
+    # ASCII-escaped as the SDKs measure it: its length is its size, even for a lone surrogate.
+    size = len(json.dumps(message, separators=(",", ":"), default=str))
     if size > MAX_MESSAGE_BYTES:
         raise ApiError(400, f"batch[{index}]: message of {size:,} bytes; a message may be at "
                             f"most {MAX_MESSAGE_BYTES:,} bytes")

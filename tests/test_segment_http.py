@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import sqlalchemy as sa
 
 from correlated.ingest import Options, ingest
@@ -310,3 +312,34 @@ def test_a_database_error_is_a_500_so_sdks_retry(db, client, tenant):
     assert stored(db, User) == [] and stored(db, Event) == []
     log = one(db, IngestLog)
     assert "boom" in log.error and log.rows_rejected == 2
+
+
+def test_a_lone_surrogate_in_a_large_batch_is_a_rejected_message(db, client, tenant):
+    """Valid JSON (`"\\ud800"`) that is not valid text: the size check must not trip over it."""
+    batch = [padded(30_000, **track("big")), track("odd", properties={"note": "\ud800"}),
+             padded(5_000, **track("more"))]  # over 32 KB in all: each message is measured
+    response = send(client, tenant, "/v1/batch", {"batch": batch})
+    assert response.status_code == 200
+    assert sorted(e.event_id for e in stored(db, Event)) == ["big", "more"]
+    assert reasons(db) == {(1, "track: note: contains invalid unicode (a lone surrogate)")}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8)
+messages = st.fixed_dictionaries(
+    {"type": st.sampled_from(["identify", "group", "track", "page", "screen", "alias"])},
+    optional={key: json_values for key in ("userId", "anonymousId", "groupId", "event", "name",
+                                           "traits", "properties", "context", "timestamp",
+                                           "originalTimestamp", "sentAt", "messageId")})
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(messages, max_size=5), sent_at=json_values)
+def test_any_message_content_is_stored_or_rejected_never_a_crash(db, client, tenant, batch,
+                                                                 sent_at):
+    response = send(client, tenant, "/v1/batch", {"batch": batch, "sentAt": sent_at})
+    assert (response.status_code, response.get_json()) == (200, {"success": True})
