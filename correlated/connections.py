@@ -84,7 +84,7 @@ def create_connection(session: Session, workspace_id: int, name: str, obj: str,
 
 
 def update_connection(connection: WebhookConnection, changes: dict[str, Any]) -> None:
-    """Apply validated changes (name, behavior, enabled, enforce_auth, mapping); the caller commits."""
+    """Apply validated changes (name, behavior, enabled, enforce_auth, mapping); caller commits."""
     errors: dict[str, str] = {}
     _apply(connection, changes, errors)
     if errors:
@@ -174,7 +174,8 @@ def list_connections(session: Session, workspace_id: int) -> list[WebhookConnect
         .order_by(WebhookConnection.created_at, WebhookConnection.name)))
 
 
-def find_connection(session: Session, workspace_id: int, connection_id: str) -> WebhookConnection | None:
+def find_connection(session: Session, workspace_id: int,
+                    connection_id: str) -> WebhookConnection | None:
     """The workspace's connection with this id, or None (another workspace's is None too)."""
     return session.get(WebhookConnection, (workspace_id, connection_id))
 
@@ -255,7 +256,7 @@ def extract_rows(body: Any, wrapper: str | None) -> list[Any]:
 
 
 def payload_keys(payload: Any, wrapper: str | None = None, sample: int = 50) -> list[str]:
-    """The keys (dotted for nested objects) of the first rows of a payload, for the mapping editor."""
+    """The keys (dotted when nested) of a payload's first rows, offered by the mapping editor."""
     try:
         rows = extract_rows(payload, wrapper)
     except PayloadError:

@@ -1,4 +1,4 @@
-"""REST routes for webhook connections: /api/v1/connections (key auth, scoped to the key's workspace)."""
+"""REST routes for webhook connections: /api/v1/connections (key auth, the key's workspace)."""
 from __future__ import annotations
 
 from typing import Any

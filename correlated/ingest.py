@@ -313,8 +313,9 @@ def _core_value(key: str, value: Any) -> Any:
     if key == "email":
         return fields.coerce(value, "EMAIL")
     text = fields.coerce(value, "STRING")
-    if len(text) > 512:
-        raise Invalid("longer than 512 characters")
+    limit = 255 if key == "event" else 512  # the events.event column is VARCHAR(255)
+    if len(text) > limit:
+        raise Invalid(f"longer than {limit} characters")
     if "\x00" in text:
         raise Invalid("contains a NUL character")
     return text

@@ -60,11 +60,12 @@ TIME_KEYS = _keys_for("event", "timestamp")
 USER_KEYS = _keys_for("user", "user_id")
 ACCOUNT_KEYS = _keys_for("account", "account_id")
 UNDETECTED = ("object: cannot tell what this row is: send event (or event_name) with a timestamp "
-              "for an event, user_id for a user, account_id for an account, or ?object=")
+              "for an event, user_id for a user, account_id for an account, or add "
+              "?object=account|user|event to the URL")
 
 
 def object_of(row: Any) -> str | None:
-    """event/event_name with a timestamp -> event; else user_id -> user; else account_id -> account."""
+    """event (or event_name) with a timestamp -> event; else user_id -> user; else account_id."""
     keys = {str(k).strip().lower() for k, v in row.items() if v not in (None, "")}
     if keys & EVENT_KEYS and keys & TIME_KEYS:
         return "event"
@@ -151,7 +152,7 @@ def _log(workspace_id: int, protocol: str, outcome: Outcome, payload: Any) -> No
 
 
 def respond(outcome: Outcome) -> Response:
-    """Miso's codes: 201 written, 202 removed, 204 nothing changed, 422 nothing storable, 500 fault."""
+    """Miso's codes: 201 written, 202 removed, 204 unchanged, 422 nothing storable, 500 fault."""
     body = {
         "received": outcome.received, "accepted": outcome.total("accepted"),
         "created": outcome.total("created"), "updated": outcome.total("updated"),

@@ -1,4 +1,4 @@
-"""Webhook connections (Variance style) over real HTTP: header, latest payload, mapping, matching."""
+"""Webhook connections (Variance style) over real HTTP: header, payload, mapping, matching."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
