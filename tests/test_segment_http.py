@@ -343,3 +343,11 @@ def test_any_message_content_is_stored_or_rejected_never_a_crash(db, client, ten
                                                                  sent_at):
     response = send(client, tenant, "/v1/batch", {"batch": batch, "sentAt": sent_at})
     assert (response.status_code, response.get_json()) == (200, {"success": True})
+
+
+def test_an_over_long_event_name_is_a_rejected_message_not_a_failed_batch(db, client, tenant):
+    """PostgreSQL's events.event is VARCHAR(255): a longer name must not fail the whole batch."""
+    batch = [track("long", event="x" * 256), track("fine", event="x" * 255)]
+    assert send(client, tenant, "/v1/batch", {"batch": batch}).status_code == 200
+    assert [e.event_id for e in stored(db, Event)] == ["fine"]
+    assert reasons(db) == {(0, "track: event: longer than 255 characters")}
