@@ -273,3 +273,15 @@ def test_connection_log_entries_count_rows_of_the_request(connect, db, workspace
     assert (log.protocol, log.rows_received, log.rows_accepted, log.rows_rejected) == \
         ("connection", 3, 1, 2)
     assert [r["index"] for r in log.rejected_sample] == [0, 1]
+
+
+def test_limits_and_malformed_bodies(connect, db, workspace):
+    send = connect(mapping={"wrapper": "rows"})
+    too_many = send({"rows": [{"account_id": f"a{i}", "name": "x"} for i in range(1001)]})
+    assert too_many.status_code == 413 and "1,000" in too_many.json()["error"]
+    broken = requests.post(send.url, data=b"{not json", timeout=10,
+                           headers={"Authorization": send.connection.auth_token,
+                                    "Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"].startswith("body: not valid JSON")
+    assert send("just a string").status_code == 422
+    assert accounts(db, workspace) == {}
