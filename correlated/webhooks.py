@@ -25,7 +25,7 @@ from .payloads import check_row_limit, current_workspace, json_body, rows_of
 bp = Blueprint("webhooks", __name__)
 
 REMOVED_FLAG = "_removed"
-TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"']+")
+TOKEN_IN_URL = re.compile(r"((?:^|[?&])token=)[^&\s\"']+")
 
 
 # --- the quick endpoint ---------------------------------------------------------------------

@@ -229,3 +229,13 @@ def test_another_workspace_key_writes_to_its_own_workspace(hook, other_tenant, d
     assert response.status_code == 201
     assert stored(db, Account, workspace) == []
     assert [a.name for a in stored(db, Account, other_tenant.workspace)] == ["Globex"]
+
+
+def test_gunicorn_access_lines_lose_the_token_too(app, caplog):
+    caplog.set_level(logging.INFO, logger="gunicorn.access")
+    atoms = {"r": "POST /hightouch/webhook?object=user&token=cor_secret HTTP/1.1",
+             "q": "token=cor_secret&object=user", "s": "201"}
+    logging.getLogger("gunicorn.access").info('"%(r)s" %(s)s %(q)s', atoms)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "gunicorn.access"]
+    assert line == ('"POST /hightouch/webhook?object=user&token=[redacted] HTTP/1.1" 201 '
+                    'token=[redacted]&object=user')
