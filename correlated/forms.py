@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Regexp
 
 from .fields import EMAIL_RE, KEY_MAX, TYPES
@@ -10,9 +11,10 @@ from .fields import EMAIL_RE, KEY_MAX, TYPES
 EMAIL = Regexp(EMAIL_RE, message="Enter an email address like name@company.com.")
 FIELD_KEY = Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$",
                    message="Use letters, digits and underscores, starting with a letter.")
-OBJECT_CHOICES = [("account", "Account"), ("user", "User"), ("event", "Event")]
+OBJECT_CHOICES = [SelectChoice("account", "Account"), SelectChoice("user", "User"),
+                  SelectChoice("event", "Event")]
 # OBJECT and ARRAY fields are created by syncs; people pick among the scalar types.
-TYPE_CHOICES = [(t, t.title()) for t in TYPES if t not in ("OBJECT", "ARRAY")]
+TYPE_CHOICES = [SelectChoice(t, t.title()) for t in TYPES if t not in ("OBJECT", "ARRAY")]
 
 
 class LoginForm(FlaskForm):
@@ -30,7 +32,8 @@ class MemberForm(FlaskForm):
     password = PasswordField("Initial password", validators=[
         DataRequired("Set an initial password."),
         Length(min=10, message="Use at least 10 characters.")])
-    role = SelectField("Role", choices=[("member", "Member"), ("admin", "Admin")], default="member")
+    role = SelectField("Role", choices=[SelectChoice("member", "Member"),
+                                        SelectChoice("admin", "Admin")], default="member")
 
 
 class FieldForm(FlaskForm):

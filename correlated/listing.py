@@ -332,12 +332,14 @@ def list_page(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
         query = query.add_columns(sa.func.count().over().label("_total"))
     rows = [dict(r) for r in session.execute(query.limit(spec.per_page).offset(offset)).mappings()]
     if rows and plan.joins:
-        total = rows[0].pop("_total")
-        for row in rows[1:]:
+        total = rows[0]["_total"]
+        for row in rows:
             row.pop("_total")
-    else:  # a plain count lets the database skip reading the rows (index-only)
+    elif not plan.joins:  # a plain count lets the database skip reading the rows
         total = session.scalar(sa.select(sa.func.count()).select_from(kind.model)
-                               .where(*plan.where)) if not plan.joins else 0
+                               .where(*plan.where))
+    else:  # past the last page: count the filtered list
+        total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     _attach_metrics(session, kind, workspace_id, rows, today)
     return Page(rows, int(total), spec.page, spec.per_page)
 

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import connections, database, fields
-from .auth import require_key
+from .auth import Principal, require_key
 from .errors import ApiError
 from .extensions import db
 from .ingest import Batch, Options, Rejection, Result, ingest_batches
@@ -188,6 +188,9 @@ def connection_webhook(connection_id: str):
     if connection.enforce_auth and not connections.authorized(
             connection, request.headers.get("Authorization")):
         raise ApiError(401, "Authorization header: missing or not this connection's value")
+    # The connection stands for its workspace on this request (request logs, metrics).
+    g.principal = Principal(workspace_id=connection.workspace_id, kind="connection",
+                            name=connection.name)
     body = json_body()
     received_at = utcnow()
     connections.keep_payload(connection, body, received_at)

@@ -112,8 +112,7 @@ def test_detail_shows_url_header_and_the_latest_payload_then_maps_it(admin, db, 
     assert refused.status_code == 302 and stored(db, tenant, hook.id).mapping == {}
 
     body = {"data": {"rows": [{"sfdc_id": "a1", "company": "<b>Acme</b>", "plan": "pro"}]}}
-    sent = admin.post(f"/webhooks/{hook.id}", json=body,
-                      headers={"Authorization": hook.auth_token})
+    sent = send_rows(admin, f"/webhooks/{hook.id}", body, {"Authorization": hook.auth_token})
     assert sent.status_code == 202
     html = page(admin, f"/connections/{hook.id}")
     assert '&#34;company&#34;: &#34;&lt;b&gt;Acme&lt;/b&gt;&#34;' in html  # pretty and escaped
@@ -133,8 +132,8 @@ def test_detail_shows_url_header_and_the_latest_payload_then_maps_it(admin, db, 
 
 
 def test_invalid_mapping_is_explained(admin, db, tenant, hook):
-    admin.post(f"/webhooks/{hook.id}", json=[{"domain": "acme.io"}],
-               headers={"Authorization": hook.auth_token})
+    send_rows(admin, f"/webhooks/{hook.id}", [{"domain": "acme.io"}],
+              {"Authorization": hook.auth_token})
     response = post(admin, f"/connections/{hook.id}/mapping",
                     {"match_property": "domain", "match_field": "domain"},
                     f"/connections/{hook.id}")

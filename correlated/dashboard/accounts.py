@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, render_template, request
+from flask import abort, redirect, render_template, request
 
 from .. import charts, fields as catalog_fields, listing, rollups
 from ..extensions import db
 from ..models import Account
 from . import bp
 from .common import workspace_id
-from .lists import Column, csv_response, prepare, types_of
+from .lists import Column, csv_response, list_url, prepare, types_of
 
 KEY_DIMENSIONS = ["plan", "industry", "employees", "arr"]
 METRICS = [
@@ -33,6 +33,8 @@ def accounts():
                             [("account_id", "Account ID"), ("name", "Name")])
     result = listing.list_page(db.session, listing.ACCOUNTS, workspace_id(), page.spec,
                                types_of(page))
+    if not result.rows and result.page > result.pages:  # a stale link past the end
+        return redirect(list_url(page.endpoint, page.spec, page=result.pages))
     return render_template("accounts/list.html", page=page, result=result)
 
 

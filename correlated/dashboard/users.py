@@ -1,7 +1,7 @@
 """Users: the filtered list (and its CSV), and one user's page."""
 from __future__ import annotations
 
-from flask import abort, render_template, request
+from flask import abort, redirect, render_template, request
 
 from .. import charts, listing, rollups
 from ..extensions import db
@@ -9,7 +9,7 @@ from ..models import Account, User
 from . import bp
 from .accounts import labelled_dimensions
 from .common import workspace_id
-from .lists import Column, csv_response, prepare, types_of
+from .lists import Column, csv_response, list_url, prepare, types_of
 
 KEY_DIMENSIONS = ["first_name", "last_name", "role", "title"]
 METRICS = [
@@ -31,6 +31,8 @@ def users():
                             [("user_id", "User ID"), ("email", "Email"),
                              ("account_id", "Account ID")])
     result = listing.list_page(db.session, listing.USERS, ws, page.spec, types_of(page))
+    if not result.rows and result.page > result.pages:  # a stale link past the end
+        return redirect(list_url(page.endpoint, page.spec, page=result.pages))
     names = rollups.account_names(db.session, ws, {r["account_id"] for r in result.rows
                                                    if r["account_id"]})
     return render_template("users/list.html", page=page, result=result, account_names=names)
