@@ -1,15 +1,14 @@
 """Accounts: the filtered list (and its CSV), and one account's page."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import abort, redirect, render_template, request
+from flask import abort, render_template
 
 from .. import charts, fields as catalog_fields, listing, rollups
 from ..extensions import db
 from ..models import Account
 from . import bp
 from .common import workspace_id
-from .lists import Column, csv_response, list_url, prepare, types_of
+from .lists import Column, prepare, serve_list
 
 KEY_DIMENSIONS = ["plan", "industry", "employees", "arr"]
 METRICS = [
@@ -26,15 +25,9 @@ METRICS = [
 def accounts():
     """Every live account with its key dimensions and metrics; search, filter, sort, export."""
     page = prepare(listing.ACCOUNTS, "account", "dashboard.accounts", KEY_DIMENSIONS, METRICS)
-    if request.args.get("format") == "csv":
-        rows = listing.all_rows(db.session, listing.ACCOUNTS, workspace_id(), page.spec,
-                                types_of(page))
-        return csv_response("accounts.csv", page.dimensions + METRICS, rows,
-                            [("account_id", "Account ID"), ("name", "Name")])
-    result = listing.list_page(db.session, listing.ACCOUNTS, workspace_id(), page.spec,
-                               types_of(page))
-    if not result.rows and result.page > result.pages:  # a stale link past the end
-        return redirect(list_url(page.endpoint, page.spec, page=result.pages))
+    result = serve_list(page, "accounts.csv", [("account_id", "Account ID"), ("name", "Name")])
+    if not isinstance(result, listing.Page):
+        return result
     return render_template("accounts/list.html", page=page, result=result)
 
 
@@ -84,8 +77,3 @@ def labelled_dimensions(ws: int, obj: str, traits: dict) -> list[dict]:
             out.append({"key": key, "label": catalog_fields.label_for(key), "type": "STRING",
                         "custom": True, "value": value})
     return out
-
-
-def account_count(ws: int) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(Account).where(
-        Account.workspace_id == ws, Account.archived_at.is_(None)))

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from flask import Response, request, stream_with_context, url_for
+from flask import Response, redirect, request, stream_with_context, url_for
 from werkzeug.datastructures import MultiDict
 
 from .. import fields as catalog_fields
@@ -46,17 +46,6 @@ def _int(raw: str | None, default: int) -> int:
         return int(raw) if raw is not None else default
     except ValueError:
         return default
-
-
-def field_types(workspace_id: int, obj: str) -> dict[str, str]:
-    """Catalog key -> type for the object's dimensions usable in filters and sorting."""
-    catalog = catalog_fields.load_catalog(db.session, workspace_id, obj)
-    return {f.key: f.type for f in catalog.values() if usable_key(f.key)}
-
-
-def field_labels(workspace_id: int, obj: str) -> dict[str, str]:
-    catalog = catalog_fields.load_catalog(db.session, workspace_id, obj)
-    return {f.key: f.label for f in catalog.values()}
 
 
 def list_url(endpoint: str, spec: ListSpec, **changes: Any) -> str:
@@ -203,6 +192,21 @@ def prepare(kind: Kind, obj: str, endpoint: str, defaults: list[str],
 
 def types_of(page: ListPage) -> dict[str, str]:
     return {c.key: c.type for c in page.dimensions}
+
+
+def serve_list(page: ListPage, filename: str, key_columns: list[tuple[str, str]]):
+    """The CSV of the whole filtered list, a redirect for a page past the end, or the page."""
+    from ..listing import all_rows, list_page
+    from .common import workspace_id
+
+    ws = workspace_id()
+    if request.args.get("format") == "csv":
+        rows = all_rows(db.session, page.kind, ws, page.spec, types_of(page))
+        return csv_response(filename, page.dimensions + page.metrics, rows, key_columns)
+    result = list_page(db.session, page.kind, ws, page.spec, types_of(page))
+    if not result.rows and result.page > result.pages:  # a stale link past the end
+        return redirect(list_url(page.endpoint, page.spec, page=result.pages))
+    return result
 
 
 # --- template helpers (globals, so imported macros can call them) ----------------------------

@@ -1,7 +1,7 @@
 """Users: the filtered list (and its CSV), and one user's page."""
 from __future__ import annotations
 
-from flask import abort, redirect, render_template, request
+from flask import abort, render_template
 
 from .. import charts, listing, rollups
 from ..extensions import db
@@ -9,7 +9,7 @@ from ..models import Account, User
 from . import bp
 from .accounts import labelled_dimensions
 from .common import workspace_id
-from .lists import Column, csv_response, list_url, prepare, types_of
+from .lists import Column, prepare, serve_list
 
 KEY_DIMENSIONS = ["first_name", "last_name", "role", "title"]
 METRICS = [
@@ -24,17 +24,12 @@ METRICS = [
 def users():
     """Every live user with dimensions, account and metrics; search, filter, sort, export."""
     page = prepare(listing.USERS, "user", "dashboard.users", KEY_DIMENSIONS, METRICS)
-    ws = workspace_id()
-    if request.args.get("format") == "csv":
-        rows = listing.all_rows(db.session, listing.USERS, ws, page.spec, types_of(page))
-        return csv_response("users.csv", page.dimensions + METRICS, rows,
-                            [("user_id", "User ID"), ("email", "Email"),
-                             ("account_id", "Account ID")])
-    result = listing.list_page(db.session, listing.USERS, ws, page.spec, types_of(page))
-    if not result.rows and result.page > result.pages:  # a stale link past the end
-        return redirect(list_url(page.endpoint, page.spec, page=result.pages))
-    names = rollups.account_names(db.session, ws, {r["account_id"] for r in result.rows
-                                                   if r["account_id"]})
+    result = serve_list(page, "users.csv", [("user_id", "User ID"), ("email", "Email"),
+                                            ("account_id", "Account ID")])
+    if not isinstance(result, listing.Page):
+        return result
+    names = rollups.account_names(db.session, workspace_id(),
+                                  {r["account_id"] for r in result.rows if r["account_id"]})
     return render_template("users/list.html", page=page, result=result, account_names=names)
 
 
