@@ -28,6 +28,9 @@ OBJECT_NAMES = {"account": "account", "accounts": "account", "user": "user", "us
 BEHAVIORS = ("upsert", "update")
 TOKEN_PREFIX = "whk_"
 NAME_MAX = 120
+# A body that is one object holding the rows under one of these keys (others need a wrapper
+# path: a row may well have a list-valued "data" column).
+BATCH_KEYS = ("batch", "rows")
 
 # Mapping keys each object accepts (every value is a payload key or dotted path, except
 # `event_name`, a fixed event name, and `match_property`, a dimension of ours).
@@ -239,8 +242,6 @@ def _pop_path(row: dict[str, Any], path: str) -> Any:
 
 def extract_rows(body: Any, wrapper: str | None) -> list[Any]:
     """The rows of a payload: at the wrapper path, or the array / object / {"batch": [...]} body."""
-    from .payloads import BATCH_KEYS
-
     data = body
     if wrapper:
         data = get_path(body, wrapper)
@@ -279,6 +280,15 @@ def wrapper_candidates(payload: Any, prefix: str = "", depth: int = 0) -> list[s
                 found.append(path)
             found.extend(wrapper_candidates(value, path + ".", depth + 1))
     return found
+
+
+def suggested_wrapper(connection: WebhookConnection) -> str:
+    """The saved wrapper path; before any mapping is saved, the first array of rows found."""
+    mapping = connection.mapping or {}
+    if mapping:
+        return mapping.get("wrapper", "")
+    found = wrapper_candidates(connection.latest_payload)
+    return found[0] if found else ""
 
 
 def _flat_keys(row: dict[str, Any], prefix: str = "", depth: int = 0) -> Iterable[str]:

@@ -28,8 +28,9 @@ def to_dict(connection: WebhookConnection, detail: bool = False) -> dict[str, An
         "created_at": _iso(connection.created_at),
     }
     if detail:
-        wrapper = (connection.mapping or {}).get("wrapper")
+        wrapper = connections.suggested_wrapper(connection)
         data["latest_payload"] = connection.latest_payload
+        data["suggested_wrapper"] = wrapper
         data["payload_keys"] = connections.payload_keys(connection.latest_payload, wrapper)
     return data
 

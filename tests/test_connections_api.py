@@ -57,6 +57,7 @@ def test_latest_payload_and_its_keys_are_shown(client, tenant):
                 headers={"Authorization": made["authorization_header"]["value"]})
     shown = client.get(f"{BASE}/{made['id']}", headers=tenant.headers).json
     assert shown["latest_payload"] == {"data": [{"id": 1, "org": {"name": "A"}}]}
+    assert shown["suggested_wrapper"] == "data"
     assert shown["payload_keys"] == ["id", "org", "org.name"]
 
 

@@ -239,3 +239,9 @@ def test_gunicorn_access_lines_lose_the_token_too(app, caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.name == "gunicorn.access"]
     assert line == ('"POST /hightouch/webhook?object=user&token=[redacted] HTTP/1.1" 201 '
                     'token=[redacted]&object=user')
+
+
+def test_a_single_row_with_a_list_valued_data_column_is_one_row(hook, db, workspace):
+    response = hook({"account_id": "a1", "name": "Acme", "data": [{"k": 1}]})
+    assert response.status_code == 201
+    assert stored(db, Account, workspace)[0].traits == {"data": [{"k": 1}]}

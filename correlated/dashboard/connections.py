@@ -143,8 +143,7 @@ def connection(connection_id: str):
 def _detail_context(found: WebhookConnection) -> dict[str, Any]:
     mapping = found.mapping or {}
     wrappers = service.wrapper_candidates(found.latest_payload)
-    # Before a mapping is saved, rows nested in the payload suggest their own path.
-    wrapper = mapping.get("wrapper") or (wrappers[0] if wrappers and not mapping else "")
+    wrapper = service.suggested_wrapper(found)
     mapping_form = MappingForm(data={**mapping, "wrapper": wrapper, "enable": True},
                                formdata=None)
     return {
