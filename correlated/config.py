@@ -6,6 +6,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from .database import json_dumps
+
 # (setting, environment variable, default, parser)
 SETTINGS: list[tuple[str, str, Any, type]] = [
     ("SQLALCHEMY_DATABASE_URI", "CORRELATED_DATABASE_URL", None, str),
@@ -55,6 +57,7 @@ def load(instance_path: str, environ: os._Environ | dict | None = None) -> dict[
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # orjson for JSON columns: the engine has already refused NaN and oversized integers
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps},
     )
     return config

@@ -1,9 +1,11 @@
 """Engine tuning and the few SQL pieces that differ between SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
@@ -41,6 +43,15 @@ def _sqlite_begin(conn: Connection) -> None:
         return
     mode = conn.get_execution_options().get("sqlite_begin", "")
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def json_dumps(value: Any) -> str:
+    """JSON text for the JSON columns: orjson (fast; NaN becomes null), or the standard encoder
+    for the little orjson refuses (integers beyond 64 bits, non-string keys)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:

@@ -1,11 +1,13 @@
 """Set-based SQL behind the ingest engine: a few statements per batch, never one per row."""
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from . import database, fields
@@ -154,16 +156,61 @@ def _insert_events(session: Session, workspace_id: int, records: list[Record],
     accounts = {uid: acc for uid, (acc,) in
                 existing(session, workspace_id, "user", need_account, "account_id").items()}
     now = utcnow()
-    table = Event.__table__
-    bind = session.connection()
     values = [_event_values(workspace_id, r, accounts, now) for r in records]
-    stmt = (database.insert(bind, table)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
-            .returning(table.c.timestamp, table.c.account_id, table.c.user_id, table.c.event))
-    inserted = session.execute(stmt, values).all()
+    if database.is_sqlite(session.connection()):
+        inserted = _store_events_sqlite(session, workspace_id, values)
+    else:
+        inserted = _store_events_postgres(session, values)
     result.created += len(inserted)
     result.duplicates += len(records) - len(inserted)
     add_activity(session, workspace_id, inserted)
+
+
+def _store_events_sqlite(session: Session, workspace_id: int,
+                         values: list[dict[str, Any]]) -> list[tuple]:
+    """executemany of the events not stored yet; their (timestamp, account, user, event).
+
+    SQLite serializes writers: this transaction either holds the write lock when it inserts or
+    fails and is retried, so the IDs found here are exactly those the INSERT would skip. That
+    lets sqlite3's executemany do the work, several times faster than INSERT .. RETURNING.
+    """
+    known = existing(session, workspace_id, "event", [v["event_id"] for v in values])
+    new = [v for v in values if v["event_id"] not in known]
+    if new:
+        stmt = database.insert(session.connection(), Event.__table__)
+        session.execute(stmt.on_conflict_do_nothing(
+            index_elements=["workspace_id", "event_id"]), new)
+    return [(v["timestamp"], v["account_id"], v["user_id"], v["event"]) for v in new]
+
+
+def _store_events_postgres(session: Session, values: list[dict[str, Any]]) -> list[tuple]:
+    """One INSERT .. SELECT FROM unnest(arrays) .. RETURNING the events it stored."""
+    return unnest_insert(
+        session, Event.__table__, values,
+        "ON CONFLICT (workspace_id, event_id) DO NOTHING "
+        "RETURNING timestamp, account_id, user_id, event").all()
+
+
+def unnest_insert(session: Session, table: sa.Table, values: list[dict[str, Any]],
+                  tail: str) -> sa.CursorResult:
+    """PostgreSQL bulk insert: one array per column, so the statement stays short whatever the
+    row count (psycopg parses a long multi-row VALUES text on every call; this one it caches)."""
+    columns = tuple(values[0])
+    params = {f"p{i}": [row[c] for row in values] for i, c in enumerate(columns)}
+    for i, c in enumerate(columns):
+        if isinstance(table.c[c].type, sa.JSON):
+            params[f"p{i}"] = [None if v is None else database.json_dumps(v)
+                               for v in params[f"p{i}"]]
+    return session.execute(_unnest_sql(table, columns, tail), params)
+
+
+@functools.lru_cache(maxsize=64)
+def _unnest_sql(table: sa.Table, columns: tuple[str, ...], tail: str) -> sa.TextClause:
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"CAST(:p{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
+                       for i, c in enumerate(columns))
+    return sa.text(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                   f"SELECT * FROM unnest({arrays}) {tail}")
 
 
 def _event_values(workspace_id: int, record: Record, accounts: dict[str, str | None],
@@ -192,11 +239,20 @@ def add_activity(session: Session, workspace_id: int, rows: Sequence[tuple]) -> 
     bind = session.connection()
     values = [{"workspace_id": workspace_id, "day": k[0], "account_id": k[1], "user_id": k[2],
                "event": k[3], "count": c, "last_at": last} for k, (c, last) in sorted(totals.items())]
+    if not database.is_sqlite(bind):
+        unnest_insert(session, table, values, ACTIVITY_UPSERT)
+        return
     stmt = database.insert(bind, table)
     session.execute(stmt.on_conflict_do_update(
         index_elements=["workspace_id", "day", "account_id", "user_id", "event"],
         set_={"count": table.c.count + stmt.excluded["count"],
               "last_at": database.greatest(bind, table.c.last_at, stmt.excluded.last_at)}), values)
+
+
+ACTIVITY_UPSERT = (
+    "ON CONFLICT (workspace_id, day, account_id, user_id, event) DO UPDATE SET "
+    "count = daily_activity.count + excluded.count, "
+    "last_at = greatest(daily_activity.last_at, excluded.last_at)")
 
 
 def rebuild_activity(session: Session, workspace_id: int, user_ids: Sequence[str]) -> None:
