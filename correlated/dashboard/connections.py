@@ -231,7 +231,7 @@ def _label(obj: str, key: str) -> str:
 
 
 def _refused(form: FlaskForm, target: str):
-    """A form that did not validate: say why, go back (CSRFProtect has already checked the token)."""
+    """A form that did not validate: say why, go back (CSRFProtect checked the token already)."""
     for field in form:
         for error in field.errors:
             flash(f"{field.label.text}: {error}", "error")
