@@ -248,6 +248,16 @@ def account_names(session: Session, workspace_id: int, ids: Sequence[str]) -> di
     return {r[0]: r[1] for r in rows}
 
 
+def user_emails(session: Session, workspace_id: int, ids: Sequence[str]) -> dict[str, str]:
+    """Emails of the live users among `ids` (those without one are absent)."""
+    if not ids:
+        return {}
+    rows = session.execute(sa.select(User.user_id, User.email).where(
+        User.workspace_id == workspace_id, User.user_id.in_(list(ids)),
+        User.archived_at.is_(None), User.email.is_not(None)))
+    return {r[0]: r[1] for r in rows}
+
+
 # --- series ---------------------------------------------------------------------------------
 
 def daily_actives(session: Session, workspace_id: int, days: int = 30,

@@ -44,6 +44,10 @@ def _selected(ws: int, frame, name: str) -> dict:
         "breakdown_chart": charts.horizontal_bars(breakdown, "value", "events", "events")
         if breakdown is not None else None,
         "latest": latest, "property_keys": _property_keys(latest),
+        "names": {"accounts": rollups.account_names(db.session, ws, {e.account_id for e in latest
+                                                                     if e.account_id}),
+                  "users": rollups.user_emails(db.session, ws, {e.user_id for e in latest
+                                                                if e.user_id})},
         "known": name in frame["event"].values,
     }
 

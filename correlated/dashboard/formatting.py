@@ -52,10 +52,9 @@ def ago(value: Any) -> str:
     seconds = (datetime.now(timezone.utc) - moment).total_seconds()
     if seconds < 60:
         return "just now"
-    for limit, size, unit in ((3600, 60, "minute"), (86400, 3600, "hour")):
+    for limit, size, unit in ((3600, 60, "min"), (86400, 3600, "h")):
         if seconds < limit:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+            return f"{int(seconds // size)} {unit} ago"
     days = int(seconds // 86400)
     if days == 1:
         return "yesterday"

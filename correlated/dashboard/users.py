@@ -12,6 +12,7 @@ from .common import workspace_id
 from .lists import Column, prepare, serve_list
 
 KEY_DIMENSIONS = ["first_name", "last_name", "role", "title"]
+TIMELINE = 40  # events on a user's page
 METRICS = [
     Column("active_days_30d", "Active days 30d", "METRIC", True),
     Column("events_30d", "Events 30d", "METRIC", True),
@@ -45,7 +46,7 @@ def user(user_id: str):
         account = None
     metrics = rollups.user_metrics(db.session, ws, [user_id])
     record = rollups.metrics_record(metrics, user_id)
-    latest = rollups.latest_events(db.session, ws, 50, user_id=user_id)
+    latest = rollups.latest_events(db.session, ws, TIMELINE, user_id=user_id)
     events = rollups.event_days(db.session, ws, days=90, user_id=user_id)
     return render_template(
         "users/detail.html", person=person, account=account, metrics=record,
@@ -53,7 +54,7 @@ def user(user_id: str):
         dimensions=labelled_dimensions(ws, "user", person.traits),
         activity_chart=charts.stacked_bars(rollups.by_day(events, 90)),
         event_table=rollups.event_summary(events),
-        timeline=timeline(latest),
+        timeline=timeline(latest), timeline_limit=TIMELINE,
     )
 
 
