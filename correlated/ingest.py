@@ -129,6 +129,10 @@ def ingest_batches(session: Session, workspace: Workspace, batches: Sequence[Bat
     for attempt in range(RETRIES):
         try:
             results = _run(session, workspace_id, ordered, options, create_fields)
+            if options.log:  # in the same transaction: one commit per unit of work
+                write_log(session, workspace_id, options.protocol, results,
+                          _payload(batches, options))
+            session.commit()
             break
         except DBAPIError as exc:
             session.rollback()
@@ -138,7 +142,7 @@ def ingest_batches(session: Session, workspace: Workspace, batches: Sequence[Bat
             error = f"database error: {type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"
             results = [_failed(b, error) for b in ordered]
             break
-    if options.log:
+    if error is not None and options.log:  # the batch was rolled back; the log keeps why
         write_log(session, workspace_id, options.protocol, results, _payload(batches, options), error)
         session.commit()
     by_batch = {id(b): r for b, r in zip(ordered, results)}
@@ -182,7 +186,6 @@ def _run(session: Session, workspace_id: int, batches: Sequence[Batch], options:
             writes.add_fields(session, workspace_id, batch.object, new_fields)
         writes.apply(session, workspace_id, batch.object, batch.operation, records, options, result)
         results.append(result)
-    session.commit()
     return results
 
 
