@@ -74,6 +74,7 @@ INT64 = 2**63
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CONTROL_RE = re.compile(r"[\x00-\x1f]")
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
@@ -199,7 +200,7 @@ def to_identifier(value: Any) -> str:
         raise Invalid("must not be empty")
     if len(text) > ID_MAX:
         raise Invalid(f"longer than {ID_MAX} characters")
-    if any(ord(c) < 32 for c in text):
+    if CONTROL_RE.search(text):
         raise Invalid("contains control characters")
     return text
 
