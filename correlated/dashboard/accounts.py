@@ -49,6 +49,7 @@ def account(account_id: str):
     users, user_count = listing.account_users(db.session, ws, acc.account_id)
     events = rollups.event_days(db.session, ws, days=90, account_id=acc.account_id)
     weekly = rollups.weekly_active_users(db.session, ws, acc.account_id)
+    latest = rollups.latest_events(db.session, ws, 20, account_id=acc.account_id)
     return render_template(
         "accounts/detail.html", account=acc, metrics=metrics,
         change=rollups.change_pct(metrics["events_30d"], metrics["events_prev_30d"]),
@@ -57,7 +58,9 @@ def account(account_id: str):
         events_chart=charts.stacked_bars(rollups.by_day(events, 90)),
         weekly_chart=charts.bars(weekly, "Active users", weekly=True),
         event_table=rollups.event_summary(events),
-        latest=rollups.latest_events(db.session, ws, 20, account_id=acc.account_id),
+        latest=latest,
+        names={"users": rollups.user_emails(db.session, ws, {e.user_id for e in latest
+                                                             if e.user_id})},
     )
 
 
