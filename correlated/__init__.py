@@ -19,8 +19,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
     )
     configure(app, config)
+    register_observability(app)
     register_extensions(app)
     register_blueprints(app)
+    register_rate_limits(app)
     register_error_handlers(app)
     register_security_headers(app)
     register_cli(app)
@@ -37,14 +39,13 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
 def register_extensions(app: Flask) -> None:
     from . import database
     from .auth import init_login
-    from .extensions import csrf, db, limiter, migrate
+    from .extensions import csrf, db, migrate
 
     db.init_app(app)
     database.tune_engine(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
     init_login(app)
-    limiter.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -56,6 +57,18 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(dashboard.bp)
+
+
+def register_observability(app: Flask) -> None:
+    from . import observability
+
+    observability.init_app(app)
+
+
+def register_rate_limits(app: Flask) -> None:
+    from . import ratelimit
+
+    ratelimit.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -16,6 +16,13 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("MAX_CONTENT_LENGTH", "CORRELATED_MAX_BODY_BYTES", 4 * 1024 * 1024, int),
     ("REDIS_URL", "CORRELATED_REDIS_URL", None, str),
     ("RATE_LIMIT", "CORRELATED_RATE_LIMIT", "6000 per minute", str),
+    ("RATELIMIT_ENABLED", "CORRELATED_RATE_LIMIT_ENABLED", True, bool),
+    ("RATELIMIT_KEY_PREFIX", "CORRELATED_RATE_LIMIT_KEY_PREFIX", "correlated", str),
+    ("LOG_LEVEL", "CORRELATED_LOG_LEVEL", "INFO", str),
+    ("REQUEST_LOG", "CORRELATED_REQUEST_LOG", True, bool),
+    ("METRICS_TOKEN", "CORRELATED_METRICS_TOKEN", None, str),
+    # prometheus_client reads this variable itself, at import; here it picks /metrics' collector
+    ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR", None, str),
     ("SESSION_COOKIE_SECURE", "CORRELATED_SECURE_COOKIES", False, bool),
     ("PUBLIC_URL", "CORRELATED_PUBLIC_URL", None, str),
 ]
@@ -36,6 +43,17 @@ def _instance_secret(instance_path: Path) -> str:
     return path.read_text().strip()
 
 
+def _value(var: str, default: Any, kind: type, environ: os._Environ | dict) -> Any:
+    raw = environ.get(var)
+    return _parse(raw, kind) if raw not in (None, "") else default
+
+
+def setting(key: str, environ: os._Environ | dict | None = None) -> Any:
+    """One setting, for code that runs before any app exists (gunicorn's master process)."""
+    _key, var, default, kind = next(s for s in SETTINGS if s[0] == key)
+    return _value(var, default, kind, os.environ if environ is None else environ)
+
+
 def load(instance_path: str, environ: os._Environ | dict | None = None) -> dict[str, Any]:
     """Read the configuration from the environment, filling defaults that depend on the instance folder."""
     environ = os.environ if environ is None else environ
@@ -43,8 +61,7 @@ def load(instance_path: str, environ: os._Environ | dict | None = None) -> dict[
     folder.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {}
     for key, var, default, kind in SETTINGS:
-        raw = environ.get(var)
-        config[key] = _parse(raw, kind) if raw not in (None, "") else default
+        config[key] = _value(var, default, kind, environ)
     if not config["SQLALCHEMY_DATABASE_URI"]:
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{folder / 'correlated.db'}"
     if not config["SECRET_KEY"]:

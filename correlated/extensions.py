@@ -1,5 +1,4 @@
 """Unbound extension objects; create_app binds them with init_app."""
-from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -15,4 +14,4 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=lambda: "global", default_limits=[])
+# The rate limiter is per app (see ratelimit.py): Flask-Limiter keeps its storage on the instance.

@@ -9,7 +9,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -29,6 +29,8 @@ ID_FIELD = {"account": "account_id", "user": "user_id", "event": "event_id"}
 NEST = "__"
 MAX_DEPTH = 32
 RETRIES = 4  # for "database is locked", deadlocks and serialization failures
+# Called as hook(protocol, results, seconds) after each unit of work (observability's metrics).
+RESULT_HOOKS: list[Callable[[str, list["Result"], float], None]] = []
 
 
 @dataclass
@@ -116,6 +118,7 @@ def ingest_batches(session: Session, workspace: Workspace, batches: Sequence[Bat
                    options: Options | None = None) -> list[Result]:
     """Several batches in one unit of work (accounts, then users, then events); commits once."""
     options = options or Options()
+    started = time.perf_counter()
     if isinstance(session, scoped_session):
         session = session()
     for batch in batches:
@@ -145,6 +148,8 @@ def ingest_batches(session: Session, workspace: Workspace, batches: Sequence[Bat
     if error is not None and options.log:  # the batch was rolled back; the log keeps why
         write_log(session, workspace_id, options.protocol, results, _payload(batches, options), error)
         session.commit()
+    for hook in RESULT_HOOKS:
+        hook(options.protocol, results, time.perf_counter() - started)
     by_batch = {id(b): r for b, r in zip(ordered, results)}
     return [by_batch[id(b)] for b in batches]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import orjson
 from sqlalchemy.orm import Session
@@ -20,6 +20,9 @@ MAX_DEPTH = 12
 SECRET_KEYS = re.compile(r"(write_?key|token|password|secret|authorization|api_?key|"
                          r"census_authentication)", re.IGNORECASE)
 REDACTED = "[redacted]"
+# Called as hook(protocol, results) for every entry written (observability counts rows here,
+# so rows an adapter refused before the engine are counted too).
+WRITE_HOOKS: list[Callable[[str, Sequence["Result"]], None]] = []
 
 
 def write_log(session: Session, workspace_id: int, protocol: str, results: Sequence[Result],
@@ -39,6 +42,8 @@ def write_log(session: Session, workspace_id: int, protocol: str, results: Seque
         error=error,
     )
     session.add(entry)
+    for hook in WRITE_HOOKS:
+        hook(protocol, results)
     return entry
 
 

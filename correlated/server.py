@@ -1,7 +1,16 @@
 """Run the app under gunicorn from the `correlated serve` command."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from gunicorn.app.base import BaseApplication
+
+from . import config
+
+# Access lines without the query string (%(r)s, %(q)s) and the Basic user (%(u)s): both can
+# carry an API key (?token=, ?census_authentication=, Segment's write key).
+ACCESS_LOG_FORMAT = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
 
 class _Server(BaseApplication):
@@ -21,5 +30,29 @@ class _Server(BaseApplication):
 
 
 def run_gunicorn(bind: str, workers: int) -> None:
-    _Server({"bind": bind, "workers": workers, "accesslog": "-", "timeout": 120,
-             "graceful_timeout": 20}).run()
+    options = {"bind": bind, "workers": workers, "accesslog": "-", "timeout": 120,
+               "graceful_timeout": 20, "access_log_format": ACCESS_LOG_FORMAT}
+    _Server({**options, **metrics_hooks(workers)}).run()
+
+
+def metrics_hooks(workers: int) -> dict:
+    """gunicorn hooks for prometheus_client's multiprocess mode (see docs/operations.md)."""
+    folder = config.setting("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        if workers > 1:
+            print("note: /metrics counts per worker; set PROMETHEUS_MULTIPROC_DIR to an empty "
+                  "directory to sum every worker", file=sys.stderr)
+        return {}
+
+    def on_starting(_arbiter) -> None:
+        # Files of a previous run would be summed with this one's; counters restart at zero.
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+
+    def child_exit(_arbiter, worker) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, folder)
+
+    return {"on_starting": on_starting, "child_exit": child_exit}

@@ -1,0 +1,69 @@
+"""Per-key rate limits on every machine surface: 429 with `Retry-After` once a key's budget is spent.
+
+Each app gets its own Limiter: Flask-Limiter keeps its storage, key prefix and header settings
+on the instance, so one module-level limiter bound to several apps in a process (tests, or two
+"workers" side by side) would count in whichever storage was bound last.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter
+
+from .auth import credential_from_request
+
+# Blueprints whose callers are programs holding an API key (or a connection's header secret).
+LIMITED_BLUEPRINTS = ("api", "hightouch", "census", "webhooks", "segment", "connections_api")
+QUERY_KEYS = ("token", "census_authentication")  # where Hightouch webhooks and Census put the key
+SCOPE = "ingest"  # one budget per key, shared by every machine surface
+# Fail fast when Redis is unreachable: requests then pass unlimited (swallow_errors) instead of
+# hanging or failing; losing a sync is worse than serving one request too many.
+REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+
+
+def client_key() -> str:
+    """Who pays for this request: a hash of its credential, else its remote address.
+
+    Segment's writeKey may sit in the body, which is not read before the view; its SDKs send
+    the same key as the HTTP Basic user, which is read here. Hashing keeps keys out of Redis.
+    """
+    credential = (credential_from_request()
+                  or next((request.args[k] for k in QUERY_KEYS if request.args.get(k)), None)
+                  or request.headers.get("Authorization"))  # a connection's own header secret
+    if credential:
+        return "key:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def refused_message() -> str:
+    return (f"too many requests: each API key may send {current_app.config['RATE_LIMIT']}; "
+            "wait the number of seconds in the Retry-After header, then send again")
+
+
+def init_app(app: Flask) -> Limiter:
+    """Bind a limiter to `app` and put RATE_LIMIT on each machine blueprint; call after them."""
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=True,
+                      swallow_errors=True, retry_after="delta-seconds",
+                      storage_options=REDIS_OPTIONS if uri.startswith("redis") else {})
+    # after_request hooks run in reverse order: registered first, this one sees the limiter's headers
+    app.after_request(lambda response: _round_up_retry_after(limiter, response))
+    limiter.init_app(app)
+    shared = limiter.shared_limit(app.config["RATE_LIMIT"], scope=SCOPE,
+                                  error_message=refused_message)
+    for name in LIMITED_BLUEPRINTS:
+        if name in app.blueprints:
+            shared(app.blueprints[name])
+    app.extensions["correlated.limiter"] = limiter
+    return limiter
+
+
+def _round_up_retry_after(limiter: Limiter, response: Response) -> Response:
+    """Whole seconds until the window resets, rounded up (Flask-Limiter's can be 0, or 1 too many)."""
+    if response.status_code == 429 and limiter.current_limit is not None:
+        wait = limiter.current_limit.window.reset_time - time.time()
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
