@@ -83,6 +83,9 @@ def configure_logging(level: str) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         package.addHandler(handler)
+        # Our lines are JSON only: a root handler added later (alembic's logging config during
+        # `serve`'s upgrade) would print each of them a second time as text.
+        package.propagate = False
 
 
 def redact_query(text: str) -> str:

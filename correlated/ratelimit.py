@@ -11,7 +11,7 @@ import math
 import time
 
 from flask import Flask, Response, current_app, request
-from flask_limiter import Limiter
+from flask_limiter import HeaderNames, Limiter
 
 from .auth import credential_from_request
 
@@ -19,6 +19,9 @@ from .auth import credential_from_request
 LIMITED_BLUEPRINTS = ("api", "hightouch", "census", "webhooks", "segment", "connections_api")
 QUERY_KEYS = ("token", "census_authentication")  # where Hightouch webhooks and Census put the key
 SCOPE = "ingest"  # one budget per key, shared by every machine surface
+# Flask-Limiter would put Retry-After on every limited response, also on a 503 whose sender
+# should retry at once (SDKs honour it on any retryable status); we set it on 429s only.
+LIMITER_RETRY_AFTER = "X-RateLimit-Retry-After"
 # Fail fast when Redis is unreachable: requests then pass unlimited (swallow_errors) instead of
 # hanging or failing; losing a sync is worse than serving one request too many.
 REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
@@ -47,10 +50,11 @@ def init_app(app: Flask) -> Limiter:
     """Bind a limiter to `app` and put RATE_LIMIT on each machine blueprint; call after them."""
     uri = app.config["RATELIMIT_STORAGE_URI"]
     limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=True,
+                      header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
                       swallow_errors=True, retry_after="delta-seconds",
                       storage_options=REDIS_OPTIONS if uri.startswith("redis") else {})
     # after_request hooks run in reverse order: registered first, this one sees the limiter's headers
-    app.after_request(lambda response: _round_up_retry_after(limiter, response))
+    app.after_request(lambda response: _retry_after(limiter, response))
     limiter.init_app(app)
     shared = limiter.shared_limit(app.config["RATE_LIMIT"], scope=SCOPE,
                                   error_message=refused_message)
@@ -61,8 +65,9 @@ def init_app(app: Flask) -> Limiter:
     return limiter
 
 
-def _round_up_retry_after(limiter: Limiter, response: Response) -> Response:
-    """Whole seconds until the window resets, rounded up (Flask-Limiter's can be 0, or 1 too many)."""
+def _retry_after(limiter: Limiter, response: Response) -> Response:
+    """On a 429: whole seconds until the window resets, rounded up (Flask-Limiter's can be 0)."""
+    response.headers.pop(LIMITER_RETRY_AFTER, None)
     if response.status_code == 429 and limiter.current_limit is not None:
         wait = limiter.current_limit.window.reset_time - time.time()
         response.headers["Retry-After"] = str(max(1, math.ceil(wait)))

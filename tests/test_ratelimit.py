@@ -75,10 +75,13 @@ def stored_accounts(db) -> set[str]:
 
 def test_a_key_over_its_budget_gets_429_with_retry_after_and_nothing_is_stored(
         client, db, tenant):
-    statuses = [post_account(client, n, tenant.headers).status_code for n in range(5)]
+    answers = [post_account(client, n, tenant.headers) for n in range(5)]
     refused = post_account(client, 5, tenant.headers)
 
-    assert statuses == [200] * 5
+    assert [a.status_code for a in answers] == [200] * 5
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["4", "3", "2", "1", "0"]
+    # Retry-After only on a 429: SDKs honour it on any retryable status (a 503 too)
+    assert not any("Retry-After" in a.headers for a in answers)
     assert refused.status_code == 429
     assert refused.headers["Content-Type"].startswith("application/json")
     assert refused.get_json()["error"].startswith("too many requests: each API key may send "
