@@ -4,6 +4,7 @@ Shared by the Hightouch and Census adapters; the ingestion engine still judges e
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,10 +107,15 @@ def read_mappings(configuration: dict[str, Any]) -> tuple[list[Mapping], list[st
             mapping = _mapping(entry, kind)
             if mapping is None:
                 errors.append(f"{key}: each mapping needs a source column (\"from\") and a "
-                              f"Correlated field (\"to\"); got {fields.describe(entry)}.")
+                              f"Correlated field (\"to\"); got {_shown(entry)}.")
             else:
                 found.append(mapping)
     return found, errors
+
+
+def _shown(entry: Any) -> str:
+    text = json.dumps(entry, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _mapping(entry: Any, kind: str) -> Mapping | None:
