@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import rollups
 from .models import Account, DailyActivity, User
-from .rollups import ACT, Periods, _distinct_users, _sum_if
+from .rollups import ACT, Periods, _sum_if
 
 OPERATORS = {"eq": "is", "ne": "is not", "contains": "contains", "gt": "greater than",
              "lt": "less than"}
@@ -59,9 +59,6 @@ class Page:
 
 # --- what each list is made of --------------------------------------------------------------
 
-Metric = tuple[int, Callable[[Periods], Any]]  # (days of rollup it needs, aggregate expression)
-
-
 @dataclass(frozen=True)
 class Kind:
     """Everything that differs between the account list and the user list."""
@@ -71,8 +68,11 @@ class Kind:
     core: tuple[str, ...]  # columns of their own, besides traits
     search: tuple[str, ...]
     default_sort: str
-    metrics: dict[str, Metric]
-    metric_labels: dict[str, str]
+    metrics: dict[str, int]  # metric -> days of rollup it reads (0: all days)
+    # Distinct counts (active users, active days) come from a first GROUP BY (key, second):
+    # PostgreSQL hashes that, where COUNT(DISTINCT) would sort every row.
+    second: str
+    distinct: dict[str, int]  # metric -> counts `second` values seen in the last N days
     date_metrics: tuple[str, ...] = ("last_seen",)
 
     @property
@@ -88,41 +88,20 @@ def _trend(e30: Any, prev: Any) -> Any:
     return sa.case((prev > 0, (e30 - prev) * 100.0 / prev))
 
 
-COMMON_METRICS: dict[str, Metric] = {
-    "events_30d": (30, lambda p: _sum_if(ACT.day >= p.start(30))),
-    "events_prev_30d": (60, lambda p: _sum_if(ACT.day < p.start(30))),
-}
+COMMON_METRICS = {"events_30d": 30, "events_prev_30d": 60, "trend": 60, "last_seen": 0}
 
 ACCOUNTS = Kind(
     model=Account, key="account_id", core=("account_id", "name"), search=("name", "account_id"),
     default_sort="name",
-    metrics={
-        "users": (0, lambda p: None),  # from the users table, see _users_subquery
-        "active_users_7d": (7, lambda p: _distinct_users(ACT.day >= p.start(7))),
-        "active_users_30d": (30, lambda p: _distinct_users(ACT.day >= p.start(30))),
-        **COMMON_METRICS,
-        "trend": (60, lambda p: None),  # from events_30d and events_prev_30d
-        "last_seen": (0, lambda p: sa.func.max(ACT.last_at)),  # all time
-    },
-    metric_labels={"users": "Users", "active_users_7d": "Active users 7d",
-                   "active_users_30d": "Active users 30d", "events_30d": "Events 30d",
-                   "events_prev_30d": "Events prev. 30d", "trend": "Trend %",
-                   "last_seen": "Last seen"},
+    metrics={"users": 0, "active_users_7d": 7, "active_users_30d": 30, **COMMON_METRICS},
+    second="user_id", distinct={"active_users_7d": 7, "active_users_30d": 30},
 )
 
 USERS = Kind(
     model=User, key="user_id", core=("user_id", "email", "account_id"),
     search=("email", "user_id"), default_sort="email",
-    metrics={
-        "active_days_30d": (30, lambda p: sa.func.count(sa.distinct(
-            sa.case((ACT.day >= p.start(30), ACT.day))))),
-        **COMMON_METRICS,
-        "trend": (60, lambda p: None),
-        "last_seen": (0, lambda p: sa.func.max(ACT.last_at)),
-    },
-    metric_labels={"active_days_30d": "Active days 30d", "events_30d": "Events 30d",
-                   "events_prev_30d": "Events prev. 30d", "trend": "Trend %",
-                   "last_seen": "Last seen"},
+    metrics={"active_days_30d": 30, **COMMON_METRICS},
+    second="day", distinct={"active_days_30d": 30},
 )
 
 
@@ -226,19 +205,35 @@ class Plan:
 
 
 def _metrics_subquery(kind: Kind, workspace_id: int, p: Periods, names: set[str]) -> Any:
-    needed = set(names)
+    """Per key, the rollup metrics in `names`, reading only the days they need."""
+    needed = set(names) - {"users"}
     if "trend" in needed:
-        needed |= {"events_30d", "events_prev_30d"}
-    columns = [kind.metrics[n][1](p).label(n) for n in sorted(needed)
-               if n not in ("users", "trend")]
-    if not columns:
+        needed = (needed - {"trend"}) | {"events_30d", "events_prev_30d"}
+    if not needed:
         return None
-    windows = [kind.metrics[n][0] for n in needed if n not in ("users", "trend")]
-    query = sa.select(kind.rollup_key.label("key"), *columns).where(
-        ACT.workspace_id == workspace_id, kind.rollup_key != "", ACT.day <= p.today)
+    windows = [kind.metrics[n] for n in needed]
+    where = [ACT.workspace_id == workspace_id, kind.rollup_key != "", ACT.day <= p.today]
     if 0 not in windows:  # last_seen reads all days; the others only their window
-        query = query.where(ACT.day >= p.start(max(windows)))
-    return query.group_by(kind.rollup_key).subquery("m")
+        where.append(ACT.day >= p.start(max(windows)))
+    sums = {"events_30d": _sum_if(ACT.day >= p.start(30)),
+            "events_prev_30d": _sum_if(sa.and_(ACT.day < p.start(30), ACT.day >= p.start(60))),
+            "last_seen": sa.func.max(ACT.last_at)}
+    plain = sorted(needed - set(kind.distinct))
+    if not needed & set(kind.distinct):
+        query = sa.select(kind.rollup_key.label("key"), *(sums[n].label(n) for n in plain))
+        return query.where(*where).group_by(kind.rollup_key).subquery("m")
+    second = getattr(ACT, kind.second)
+    inner = (sa.select(kind.rollup_key.label("key"), second.label("second"),
+                       sa.func.max(ACT.day).label("last_day"),
+                       *(sums[n].label(n) for n in plain))
+             .where(*where).group_by(kind.rollup_key, second).subquery("per_second"))
+    outer = [(sa.func.max if n == "last_seen" else sa.func.sum)(inner.c[n]).label(n)
+             for n in plain]
+    # "" stands for "no user" in the rollup: events without a user make nobody active.
+    real = inner.c.second != "" if kind.second == "user_id" else sa.true()
+    outer += [sa.func.count(sa.case((sa.and_(real, inner.c.last_day >= p.start(days)), 1)))
+              .label(n) for n, days in kind.distinct.items() if n in needed]
+    return sa.select(inner.c.key, *outer).group_by(inner.c.key).subquery("m")
 
 
 def _users_subquery(workspace_id: int) -> Any:

@@ -185,10 +185,16 @@ def overview_totals(session: Session, workspace_id: int, by_account: pd.DataFram
                     events: pd.DataFrame, today: date | None = None) -> Totals:
     """Headline numbers for the last 30 days and the 30 before (`events` from event_days)."""
     p = periods(today)
-    users = session.execute(
-        sa.select(_distinct_users(ACT.day >= p.start(30)), _distinct_users(ACT.day < p.start(30)))
-        .where(*_in_workspace(workspace_id, p.start(60), p.today))
-    ).one()
+    # Per user first (a hashed GROUP BY), then count: far cheaper than COUNT(DISTINCT).
+    per_user = (
+        sa.select(ACT.user_id, sa.func.max(ACT.day).label("last_day"),
+                  sa.func.min(ACT.day).label("first_day"))
+        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.user_id != "")
+        .group_by(ACT.user_id).subquery()
+    )
+    users = session.execute(sa.select(
+        sa.func.count(sa.case((per_user.c.last_day >= p.start(30), 1))),
+        sa.func.count(sa.case((per_user.c.first_day < p.start(30), 1))))).one()
     recent = events["day"] >= pd.Timestamp(p.start(30))
     return Totals(
         accounts=_count_live(session, Account, workspace_id),
@@ -264,13 +270,20 @@ def daily_actives(session: Session, workspace_id: int, days: int = 30,
                   today: date | None = None) -> pd.DataFrame:
     """Active accounts and active users per day, every day present (zeros included)."""
     p = periods(today)
-    query = (
-        sa.select(ACT.day,
-                  sa.func.count(sa.distinct(sa.case((ACT.account_id != "", ACT.account_id))))
-                  .label("accounts"),
-                  _distinct_users(sa.true()).label("users"))
+    # GROUP BY the primary key's leading columns reads the index in order without sorting;
+    # the distinct counts per day then run over far fewer rows than the rollup has.
+    pairs = (
+        sa.select(ACT.day, ACT.account_id, ACT.user_id)
         .where(*_in_workspace(workspace_id, p.start(days), p.today))
-        .group_by(ACT.day)
+        .group_by(ACT.day, ACT.account_id, ACT.user_id).subquery()
+    )
+    query = (
+        sa.select(pairs.c.day,
+                  sa.func.count(sa.distinct(sa.case((pairs.c.account_id != "", pairs.c.account_id))))
+                  .label("accounts"),
+                  sa.func.count(sa.distinct(sa.case((pairs.c.user_id != "", pairs.c.user_id))))
+                  .label("users"))
+        .group_by(pairs.c.day)
     )
     return _daily(_frame(session, query), p.days(days), ["accounts", "users"])
 
@@ -362,17 +375,23 @@ def event_breakdown(session: Session, workspace_id: int, event: str, dimension: 
                     today: date | None = None, limit: int = 12) -> pd.DataFrame:
     """Events of one name in 30 days by an account dimension's value (largest first)."""
     p = periods(today)
+    # Per account first (at most one row per account), then by the account's dimension value.
+    per_account = (
+        sa.select(ACT.account_id, sa.func.sum(ACT.count).label("events"))
+        .where(*_in_workspace(workspace_id, p.start(30), p.today), ACT.event == event,
+               ACT.account_id != "")
+        .group_by(ACT.account_id).subquery()
+    )
     value = Account.traits[dimension].as_string()
     query = (
-        sa.select(value.label("value"), sa.func.sum(ACT.count).label("events"),
-                  sa.func.count(sa.distinct(Account.account_id)).label("accounts"))
-        .select_from(ACT)
-        .join(Account, sa.and_(Account.workspace_id == ACT.workspace_id,
-                               Account.account_id == ACT.account_id))
-        .where(*_in_workspace(workspace_id, p.start(30), p.today), ACT.event == event,
-               Account.archived_at.is_(None))
+        sa.select(value.label("value"), sa.func.sum(per_account.c.events).label("events"),
+                  sa.func.count().label("accounts"))
+        .select_from(per_account)
+        .join(Account, sa.and_(Account.workspace_id == workspace_id,
+                               Account.account_id == per_account.c.account_id))
+        .where(Account.archived_at.is_(None))
         .group_by(value)
-        .order_by(sa.func.sum(ACT.count).desc())
+        .order_by(sa.func.sum(per_account.c.events).desc())
     )
     frame = _frame(session, query)
     frame["value"] = frame["value"].fillna("(not set)")
