@@ -310,8 +310,9 @@ def by_day(frame: pd.DataFrame, days: int, today: date | None = None) -> pd.Data
     """Day x event name counts for the last `days` days (every day present, biggest name first)."""
     p = periods(today)
     recent = frame[frame["day"] >= pd.Timestamp(p.start(days))]
-    table = recent.pivot_table(index="day", columns="event", values="count", aggfunc="sum")
-    table = table.reindex(p.days(days)).fillna(0).astype("int64")
+    # Rows are unique per (day, event) already: unstack, no pivot_table aggregation needed.
+    table = recent.set_index(["day", "event"])["count"].unstack(fill_value=0)
+    table = table.reindex(p.days(days), fill_value=0).astype("int64")
     order = table.sum().sort_values(ascending=False).index  # biggest first: bottom of the stack
     return table[order]
 
