@@ -161,10 +161,10 @@ def crash_scenario(database_url: str, key: str, folder: Path, senders: int = 4,
             # so a run cannot starve on workers that are killed faster than they boot.
             seen = figures.requests - figures.retries
             while any(t.is_alive() for t in threads) and \
-                    figures.requests - figures.retries < seen + senders:
+                    figures.requests - figures.retries < seen + max(2, senders // 2):
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 0.4))
-            if figures.worker_kills >= 4 and figures.server_kills == 0:
+            if figures.worker_kills >= 2 and figures.server_kills == 0:
                 server.kill_all()
                 figures.count("server_kills")
                 time.sleep(0.5)

@@ -18,7 +18,7 @@ def assert_clean(figures, expect_kills: bool) -> None:
 
 
 def test_kill_9_loses_and_doubles_nothing(database_url, tenant, tmp_path):
-    figures = crash_scenario(database_url, tenant.key, tmp_path, senders=3, batches=12)
+    figures = crash_scenario(database_url, tenant.key, tmp_path, senders=4, batches=15)
     assert_clean(figures, expect_kills=True)
 
 
