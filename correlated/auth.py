@@ -182,6 +182,12 @@ def init_login(app: Flask) -> None:
     login_manager.login_view = "dashboard.login"
     login_manager.login_message = "Please sign in to continue."
 
+    @app.before_request
+    def forget_principal() -> None:
+        # A request never inherits a principal: the test client reuses one app context (and g)
+        # across requests, and a key checked on one call must not authorise the next.
+        g.pop("principal", None)
+
     @login_manager.user_loader
     def load_user(user_id: str) -> LoginUser | None:
         workspace_id, _, email = user_id.partition(":")
