@@ -2,12 +2,11 @@
 
 Census maps columns to our field names itself, so `sync_batch` records go to the ingestion
 engine as they are, and every record gets a result. The key may come in the URL
-(`?census_authentication=`, as Census documents); access logs never show it.
+(`?census_authentication=`, as Census documents); observability.RedactSecrets keeps it out of
+request logs and the ingest log keeps only the body.
 """
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,28 +36,6 @@ RECORDS_PER_SECOND = 2000
 @require_key(query_param=QUERY_KEY)
 def endpoint() -> Response:
     return rpc.respond(current_workspace())
-
-
-class RedactQueryKey(logging.Filter):
-    """Blanks `census_authentication=...` in log records (werkzeug's request lines)."""
-
-    PATTERN = re.compile(rf"({QUERY_KEY}=)[^&\s\"']*", re.IGNORECASE)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                                for a in record.args)
-        return True
-
-
-REDACT = RedactQueryKey()
-
-
-@bp.record_once
-def _redact_request_logs(_state: Any) -> None:
-    logging.getLogger("werkzeug").addFilter(REDACT)  # idempotent: the same filter object
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -128,7 +105,7 @@ def sync_batch(ws: Workspace, sync_plan: Any, records: Any) -> dict[str, Any]:
     """Store one batch; a result for every record, in order."""
     records = check_rows(records, "records")
     obj, operation, key = _plan(sync_plan)
-    result = ingest(db.session, ws, obj, operation, records,
+    result = ingest(db.session, sc.end_reads(db.session, ws), obj, operation, records,
                     Options(protocol="census", payload=records))
     if result.error:
         raise database_fault(result.error)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from . import fields
 from .ingest import ID_FIELD, NEST
-from .models import Field
+from .models import Field, Workspace
 from .rpc import invalid_params
 
 OBJECTS = {
@@ -55,6 +55,18 @@ def object_name(value: Any) -> str:
         raise invalid_params(f"object: expected one of {', '.join(MODES)}; "
                              f"got {fields.describe(value)}")
     return value
+
+
+def end_reads(session: Session, workspace: Workspace) -> Workspace:
+    """`workspace` detached, with this request's read transaction ended before the engine writes.
+
+    The engine then opens its own write transaction (BEGIN IMMEDIATE on SQLite) instead of
+    upgrading a read one, which fails whenever another writer committed in between.
+    """
+    if workspace in session:
+        session.expunge(workspace)
+    session.commit()
+    return workspace
 
 
 def required_fields(obj: str, mode: str | None) -> tuple[str, ...]:

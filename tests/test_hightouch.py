@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from correlated.models import Account, Event, Field, IngestLog, User
 
-from .rpc_client import Client, RpcFailed
+from .rpc_client import Client, RpcFailed, drop_refusal, fresh, refuse_account, run_ddl
 
 ACCOUNTS = {
     "object": "account", "mode": "upsert",
@@ -35,11 +35,6 @@ EVENTS = {
 @pytest.fixture
 def ht(live_server, tenant):
     return Client(live_server + "/hightouch/rpc", tenant.key)
-
-
-def fresh(db, model, tenant, key):
-    db.session.rollback()  # end the read transaction: SQLite would keep showing its snapshot
-    return db.session.get(model, (tenant.id, key))
 
 
 def fields_by_id(ht, obj, mode):
@@ -317,32 +312,4 @@ def test_a_database_error_is_an_internal_error_and_stores_nothing(ht, db, tenant
         assert "refused" in log.error and log.rows_rejected == 2
     finally:
         run_ddl(db, drop_refusal(db))
-
-
-def run_ddl(db, statements):
-    """DDL on its own connection; this session's open read would block it on PostgreSQL."""
-    db.session.rollback()
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")  # fail, never hang
-        for statement in statements:
-            conn.exec_driver_sql(statement)
-
-
-def refuse_account(db, name):
-    """A trigger that makes the database itself refuse an account named `name`."""
-    if db.engine.dialect.name == "sqlite":
-        return [f"CREATE TRIGGER rpc_refuse BEFORE INSERT ON accounts WHEN NEW.name = '{name}' "
-                "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"]
-    return ["CREATE FUNCTION rpc_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.name = '{name}' THEN RAISE EXCEPTION 'refused by trigger'; END IF; "
-            "RETURN NEW; END $$",
-            "CREATE TRIGGER rpc_refuse BEFORE INSERT ON accounts FOR EACH ROW "
-            "EXECUTE FUNCTION rpc_refuse()"]
-
-
-def drop_refusal(db):
-    if db.engine.dialect.name == "sqlite":
-        return ["DROP TRIGGER IF EXISTS rpc_refuse"]
-    return ["DROP TRIGGER IF EXISTS rpc_refuse ON accounts", "DROP FUNCTION IF EXISTS rpc_refuse()"]
 
