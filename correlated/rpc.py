@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 over HTTP POST, answered the way a jayson server answers. Shared by Hightouch and Census.
+"""JSON-RPC 2.0 over HTTP POST, answered the way a jayson server answers; Hightouch and Census.
 
 Results and JSON-RPC errors travel with HTTP 200; a body that is not JSON is a parse error with
 HTTP 400; notifications (and batches of them) get 204 and no body. Wrong method (405), content

@@ -149,7 +149,7 @@ def canonical(obj: str, target: str) -> str:
 
 def mapping_errors(obj: str, mode: str, mappings: list[Mapping], known: set[str],
                    create_fields: bool, defaults: set[str] = frozenset()) -> list[str]:
-    """Plain-language problems: required fields not mapped, unknown fields, one field mapped twice."""
+    """Plain-language problems: required fields not mapped, unknown fields, a field mapped twice."""
     labels = {key: label for key, (label, _t, _a) in fields.CORE[obj].items()}
     by_field: dict[str, list[str]] = {}
     for mapping in mappings:

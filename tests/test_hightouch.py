@@ -46,7 +46,8 @@ def test_objects_and_modes_describe_themselves(ht):
     assert [(o["id"], o["label"]) for o in objects] == [
         ("account", "Account"), ("user", "User"), ("event", "Event")]
     assert all(len(o["description"]) > 20 for o in objects)
-    modes = {obj: ht.call("list_modes", object=obj)["modes"] for obj in ("account", "user", "event")}
+    modes = {obj: ht.call("list_modes", object=obj)["modes"]
+             for obj in ("account", "user", "event")}
     assert [m["id"] for m in modes["account"]] == ["upsert", "update"]
     assert [m["id"] for m in modes["user"]] == ["upsert", "update"]
     assert [m["id"] for m in modes["event"]] == ["insert"]
@@ -102,7 +103,8 @@ def test_options_are_a_react_jsonschema_form(ht, db, tenant):
 
 
 def test_validate_names_each_problem_in_plain_language(ht):
-    for good in (ACCOUNTS, USERS, EVENTS, {**USERS, "identifierMapping": [USERS["identifierMapping"]]}):
+    as_list = {**USERS, "identifierMapping": [USERS["identifierMapping"]]}
+    for good in (ACCOUNTS, USERS, EVENTS, as_list):
         assert ht.call("validate", configuration=good) == {"errors": []}
     cases = [
         ({"object": "invoice", "mode": "upsert"}, ["Choose what to sync: Account, User or Event"]),
@@ -110,12 +112,14 @@ def test_validate_names_each_problem_in_plain_language(ht):
         ({**ACCOUNTS, "mappings": []}, ["Map a column to Company Name (name)"]),
         ({**USERS, "mappings": [{"from": "uid", "to": "user_id"}],
           "identifierMapping": {"from": "x", "to": "first_name"}},
-         ["Map a column to Email (email)", "Records are matched on User ID or Email, not 'first_name'"]),
+         ["Map a column to Email (email)",
+          "Records are matched on User ID or Email, not 'first_name'"]),
         ({**EVENTS, "eventName": None, "mappings": EVENTS["mappings"][1:]},
          ["Map a column to Event Name (event)", "Map a column to Timestamp (timestamp)"]),
         ({**USERS, "createFields": False}, ["'ltv' is not a Correlated field and creating custom "
                                             "fields is turned off"]),
-        ({**ACCOUNTS, "mappings": ACCOUNTS["mappings"] + [{"from": "ORG_NAME", "to": "company_name"}]},
+        ({**ACCOUNTS,
+          "mappings": ACCOUNTS["mappings"] + [{"from": "ORG_NAME", "to": "company_name"}]},
          ["Columns 'COMPANY', 'ORG_NAME' map to the same field, Company Name"]),
         ({**ACCOUNTS, "removeAction": "shred", "batchSize": 0},
          ["When a row leaves the model: choose archive or delete", "Batch size: expected a whole"]),
@@ -129,7 +133,7 @@ def test_validate_names_each_problem_in_plain_language(ht):
     for configuration, expected in cases:
         errors = ht.call("validate", configuration=configuration)["errors"]
         assert len(errors) == len(expected), (configuration, errors)
-        for error, start in zip(errors, expected):
+        for error, start in zip(errors, expected, strict=True):
             assert error.startswith(start), (error, start)
 
 
@@ -177,7 +181,7 @@ def test_account_sync_life_cycle(ht, db, tenant):
                {"ACCOUNT_ID": "a2", "COMPANY": "Globex", "HEALTH": "excellent"}]
     result = ht.call("change", idColumn="ACCOUNT_ID", configuration=ACCOUNTS, rows=changed)
     assert result["rejectedRows"] == [{"id": "a2", "reason": "health_score: expected a number, "
-                                                              "got 'excellent' (field type NUMBER)"}]
+                                                     "got 'excellent' (field type NUMBER)"}]
     a1 = fresh(db, Account, tenant, "a1")
     assert (a1.name, a1.traits) == ("Acme Corp", {"seats": 12, "health_score": 0.9})
     assert fresh(db, Account, tenant, "a5").name == "Hooli"  # upsert: change creates too
@@ -217,7 +221,8 @@ def test_update_mode_rejects_unknown_records(ht, db, tenant):
 
 def test_user_sync_life_cycle_matched_on_email(ht, db, tenant):
     assert ht.call("validate", configuration=USERS)["errors"] == []
-    rows = [{"user_email": "ada@acme.io", "uid": "u1", "user_fn": "Ada", "org": "a1", "user_ltv": 10},
+    rows = [{"user_email": "ada@acme.io", "uid": "u1", "user_fn": "Ada", "org": "a1",
+             "user_ltv": 10},
             {"user_email": "not-an-email", "uid": "u2", "user_fn": "Bob"},
             {"user_email": "cy@acme.io", "user_fn": "Cy"},
             {"user_email": "dee@acme.io", "uid": "u4", "user_ltv": 2.5}]
@@ -238,7 +243,8 @@ def test_user_sync_life_cycle_matched_on_email(ht, db, tenant):
     u1 = fresh(db, User, tenant, "u1")
     assert (u1.account_id, u1.traits["first_name"]) == ("a2", "Ada L.")
 
-    result = ht.call("remove", idColumn="user_email", configuration={**USERS, "removeAction": "delete"},
+    result = ht.call("remove", idColumn="user_email",
+                     configuration={**USERS, "removeAction": "delete"},
                      rows=[{"user_email": "ada@acme.io", "uid": "u1"}])
     assert result == {"rejectedRows": []} and fresh(db, User, tenant, "u1") is None
     assert fresh(db, User, tenant, "u4") is not None
@@ -293,7 +299,8 @@ def test_event_sync_life_cycle_with_a_fixed_event_name(ht, db, tenant):
 
     result = ht.call("remove", idColumn="event_key", configuration=EVENTS,
                      rows=[{"event_key": "e1"}, {"happened_at": "2026-05-01T10:00:00Z"}])
-    assert result["rejectedRows"] == [{"id": None, "reason": "event_id: required to remove an event"}]
+    assert result["rejectedRows"] == [
+        {"id": None, "reason": "event_id: required to remove an event"}]
     db.session.rollback()
     assert sorted(db.session.scalars(sa.select(Event.event_id))) == ["e2", "e5"]
 

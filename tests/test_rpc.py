@@ -110,8 +110,8 @@ def test_too_many_rows_in_one_call_is_32602(app, rpc, endpoint):
     if endpoint[0] == "hightouch":
         error = rpc.error("add", idColumn="id", configuration=ACCOUNT_SYNC, rows=rows)
     else:
-        error = rpc.error("sync_batch", records=rows,
-                          sync_plan={"object": {"object_api_name": "account"}, "operation": "upsert"})
+        plan = {"object": {"object_api_name": "account"}, "operation": "upsert"}
+        error = rpc.error("sync_batch", records=rows, sync_plan=plan)
     assert error.code == -32602 and "the limit is 3" in error.message
 
 
