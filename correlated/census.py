@@ -19,7 +19,8 @@ from .extensions import db
 from .ingest import ID_FIELD, Options, ingest
 from .models import Workspace
 from .payloads import current_workspace
-from .rpc import Dispatcher, check_rows, database_fault, expect_object, invalid_params
+from .rpc import (Dispatcher, RpcError, check_rows, database_fault, expect_object,
+                  invalid_params)
 
 bp = Blueprint("census", __name__)
 rpc = Dispatcher()
@@ -105,8 +106,14 @@ def get_sync_speed(ws: Workspace, sync_plan: Any = None) -> dict[str, Any]:
 @rpc.method
 def sync_batch(ws: Workspace, sync_plan: Any, records: Any) -> dict[str, Any]:
     """Store one batch; a result for every record, in order."""
-    records = check_rows(records, "records")
-    obj, operation, key = _plan(sync_plan)
+    try:
+        check_rows(records, "records")
+        obj, operation, key = _plan(sync_plan)
+    except RpcError as exc:
+        plan = sync_plan if isinstance(sync_plan, dict) else {}
+        sc.log_refusal(db.session, ws, "census", _object_name(plan.get("object")),
+                       plan.get("operation"), records, exc.message)
+        raise
     result = ingest(db.session, sc.end_reads(db.session, ws), obj, operation, records,
                     Options(protocol="census", payload=records))
     if result.error:
@@ -147,4 +154,8 @@ def _identifier(schema: Any, obj: str) -> str:
 
 def _object(value: Any) -> str:
     """An object API name, sent bare or as Census's {"object_api_name": ...}."""
-    return sc.object_name(value.get("object_api_name") if isinstance(value, dict) else value)
+    return sc.object_name(_object_name(value))
+
+
+def _object_name(value: Any) -> Any:
+    return value.get("object_api_name") if isinstance(value, dict) else value

@@ -19,7 +19,8 @@ from .extensions import db
 from .ingest import ID_FIELD, Options, ingest
 from .models import Workspace
 from .payloads import current_workspace
-from .rpc import Dispatcher, check_rows, database_fault, expect_object, invalid_params
+from .rpc import (Dispatcher, RpcError, check_rows, database_fault, expect_object,
+                  invalid_params)
 
 bp = Blueprint("hightouch", __name__)
 rpc = Dispatcher()
@@ -150,10 +151,14 @@ def remove(ws: Workspace, idColumn: Any, configuration: Any, rows: Any) -> dict[
 
 def _sync(ws: Workspace, method: str, id_column: Any, configuration: Any,
           rows: Any) -> dict[str, Any]:
-    rows = check_rows(rows)
-    if not isinstance(id_column, str):
-        raise invalid_params("idColumn: expected the name of the primary key column")
-    config = SyncConfig.read(ws, configuration).usable()
+    try:
+        config = _checked(ws, id_column, configuration, rows)
+    except RpcError as exc:
+        target = configuration if isinstance(configuration, dict) else {}
+        operation = "remove" if method == "remove" else target.get("mode")
+        sc.log_refusal(db.session, ws, "hightouch", target.get("object"), operation, rows,
+                       exc.message)
+        raise
     operation = "remove" if method == "remove" else config.mode
     mappings = config.id_mappings() if operation == "remove" else config.mappings
     result = ingest(db.session, sc.end_reads(db.session, ws), config.object, operation,
@@ -162,6 +167,13 @@ def _sync(ws: Workspace, method: str, id_column: Any, configuration: Any,
         raise database_fault(result.error)
     return {"rejectedRows": [{"id": _row_id(rows[r.index], id_column), "reason": r.reason}
                              for r in sorted(result.rejected, key=lambda r: r.index)]}
+
+
+def _checked(ws: Workspace, id_column: Any, configuration: Any, rows: Any) -> SyncConfig:
+    check_rows(rows)
+    if not isinstance(id_column, str):
+        raise invalid_params("idColumn: expected the name of the primary key column")
+    return SyncConfig.read(ws, configuration).usable()
 
 
 def _row_id(row: Any, id_column: str) -> Any:
@@ -199,7 +211,7 @@ class SyncConfig:
 
     def _read_target(self, configuration: dict[str, Any]) -> None:
         obj, mode = configuration.get("object"), configuration.get("mode")
-        if obj not in sc.MODES:
+        if not sc.is_object(obj):
             self.errors.append(f"Choose what to sync: Account, User or Event (got "
                                f"{catalog_fields.describe(obj)}).")
             return

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from . import fields
 from .ingest import ID_FIELD, NEST
+from .ingest_log import write_log
 from .models import Field, Workspace
 from .rpc import invalid_params
 
@@ -49,9 +50,13 @@ DESCRIPTIONS = {
 }
 
 
+def is_object(value: Any) -> bool:
+    return isinstance(value, str) and value in MODES
+
+
 def object_name(value: Any) -> str:
     """`value` if it names an object, else Invalid Params."""
-    if value not in MODES:
+    if not is_object(value):
         raise invalid_params(f"object: expected one of {', '.join(MODES)}; "
                              f"got {fields.describe(value)}")
     return value
@@ -171,6 +176,18 @@ def mapping_errors(obj: str, mode: str, mappings: list[Mapping], known: set[str]
 def _unknown(target: str) -> str:
     return (f"{target!r} is not a Correlated field and creating custom fields is turned off; "
             "map it to an existing field or allow custom fields.")
+
+
+def log_refusal(session: Session, workspace: Workspace, protocol: str, obj: Any, operation: Any,
+                rows: Any, error: str) -> None:
+    """An ingest-log entry for a data call refused before the engine saw it (bad configuration),
+    so the dashboard shows it with the rest of the sync's calls."""
+    entry = write_log(session, workspace.id, protocol, [], rows, error)
+    known = is_object(obj)
+    entry.object = obj if known else None
+    entry.operation = operation if known and operation in (*MODES[obj], "remove") else None
+    entry.rows_received = entry.rows_rejected = len(rows) if isinstance(rows, list) else 0
+    session.commit()
 
 
 def map_row(row: Any, mappings: list[Mapping]) -> Any:

@@ -110,10 +110,16 @@ def test_account_batches_report_every_record(census, db, tenant):
     a1 = fresh(db, Account, tenant, "a1")
     assert (a1.name, a1.traits["plan"]) == ("Acme", "enterprise")
     assert fresh(db, Account, tenant, "ghost") is None
+    with pytest.raises(RpcFailed) as failed:
+        census.call("sync_batch", sync_plan=plan("account", "mirror", "account_id"),
+                    records=[{"account_id": "a1"}])
+    assert failed.value.error.code == -32602 and "upsert, update" in failed.value.error.message
+    db.session.rollback()
     log = db.session.scalars(sa.select(IngestLog).order_by(IngestLog.received_at)).all()
     assert [(e.protocol, e.operation, e.rows_received, e.rows_rejected) for e in log] == [
-        ("census", "upsert", 4, 2), ("census", "update", 2, 1)]
+        ("census", "upsert", 4, 2), ("census", "update", 2, 1), ("census", None, 1, 1)]
     assert log[0].payload == records
+    assert "mirror" in log[2].error and log[2].object == "account"
 
 
 def test_user_batches_matched_on_email(census, db, tenant):

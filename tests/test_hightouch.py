@@ -259,6 +259,10 @@ def test_custom_fields_are_refused_when_the_sync_turns_creation_off(ht, db, tena
     assert "'ltv' is not a Correlated field" in failed.value.error.message
     assert failed.value.error.data["errors"] == ht.call("validate", configuration=closed)["errors"]
     assert fresh(db, User, tenant, "u1") is None
+    refused = db.session.scalars(sa.select(IngestLog)).one()  # the dashboard shows it too
+    assert (refused.protocol, refused.object, refused.operation) == ("hightouch", "user", "upsert")
+    assert (refused.rows_received, refused.rows_rejected) == (1, 1)
+    assert "'ltv' is not a Correlated field" in refused.error and refused.payload[0]["uid"] == "u1"
     # An existing custom field is fine with creation off.
     db.session.add(Field(workspace_id=tenant.id, object="user", key="ltv", label="LTV",
                          type="NUMBER"))

@@ -204,3 +204,16 @@ def test_workspaces_are_isolated(db, live_server, tenant, other_tenant):
     theirs.call("sync_batch", sync_plan=plan, records=[{"account_id": "a1", "name": "Theirs"}])
     assert db.session.get(Account, (tenant.id, "a1")).name == "Mine"
     assert db.session.get(Account, (other_tenant.id, "a1")).name == "Theirs"
+
+
+def test_params_of_the_wrong_shape_are_32602_not_a_crash(rpc, endpoint):
+    for value in (["account"], {"nested": "object"}, 3, None):
+        if endpoint[0] == "hightouch":
+            errors = [rpc.error("list_modes", object=value),
+                      rpc.error("add", idColumn="id", rows=[{"id": 1}],
+                                configuration={"object": value, "mode": value})]
+        else:
+            errors = [rpc.error("list_fields", object={"object_api_name": value}),
+                      rpc.error("sync_batch", records=[{"account_id": 1}],
+                                sync_plan={"object": value, "operation": value})]
+        assert [e.code for e in errors] == [-32602, -32602], (value, errors)
