@@ -128,15 +128,16 @@ def load(url: str, today: date) -> int:
     app = make_app(url)
     with app.app_context():
         reset_schema(url)
-        ws = create_workspace(db.session, "bench", EMAIL, PASSWORD)
+        ws_id = create_workspace(db.session, "bench", EMAIL, PASSWORD).id
         db.session.commit()
-        data = generate(ws.id, today)
+        db.session.close()  # no read snapshot may outlive the bulk load (SQLite WAL)
+        data = generate(ws_id, today)
         started = time.perf_counter()
         bulk_insert(url, data)
-        rebuild_rollup(ws.id)
+        rebuild_rollup(ws_id)
         vacuum(url)
         print(f"  loaded in {time.perf_counter() - started:.0f}s", file=sys.stderr)
-        return ws.id
+        return ws_id
 
 
 def make_app(url: str):
