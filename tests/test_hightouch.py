@@ -2,6 +2,7 @@
 change -> remove for each object, with bad rows mixed in, checked against the database."""
 import pytest
 import sqlalchemy as sa
+from jsonrpcclient import parse, request
 
 from correlated.models import Account, Event, Field, IngestLog, User
 
@@ -324,3 +325,19 @@ def test_a_database_error_is_an_internal_error_and_stores_nothing(ht, db, tenant
     finally:
         run_ddl(db, drop_refusal(db))
 
+
+
+def test_several_data_calls_in_one_batch_request(ht, db, tenant):
+    response = ht.post([
+        request("add", id=1, params={"idColumn": "ACCOUNT_ID", "configuration": ACCOUNTS,
+                                     "rows": [{"ACCOUNT_ID": "a1", "COMPANY": "Acme"}]}),
+        request("add", id=2, params={"idColumn": "user_email", "configuration": USERS,
+                                     "rows": [{"user_email": "ada@acme.io", "uid": "u1",
+                                               "org": "a1"}, {"user_email": "x@acme.io"}]}),
+    ])
+    first, second = parse(response.json())
+    assert first.result == {"rejectedRows": []}
+    assert second.result == {"rejectedRows": [{"id": "x@acme.io", "reason": "user_id: required"}]}
+    assert fresh(db, Account, tenant, "a1").name == "Acme"
+    assert fresh(db, User, tenant, "u1").account_id == "a1"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(IngestLog)) == 2
