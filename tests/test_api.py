@@ -162,7 +162,7 @@ def test_too_many_bytes_is_413_naming_the_limit(app, api):
     assert "larger than 10,000 bytes once decompressed" in error_of(response, 413)
 
 
-def test_a_database_error_is_503_and_stores_nothing(api, db, workspace):
+def test_a_database_error_is_503_and_stores_nothing(api, db, workspace, drop_failing_trigger):
     install_failing_trigger(db)
     response = api.post("/accounts", [{"account_id": "a1", "name": "Acme"}])
     assert response.status_code == 503
@@ -188,7 +188,7 @@ def install_failing_trigger(db) -> None:
             conn.exec_driver_sql(statement)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def drop_failing_trigger(app, db):
     """The PostgreSQL database is shared by every test of a worker: leave no trigger behind."""
     yield
