@@ -114,7 +114,7 @@ def sync_batch(ws: Workspace, sync_plan: Any, records: Any) -> dict[str, Any]:
         sc.log_refusal(db.session, ws, "census", _object_name(plan.get("object")),
                        plan.get("operation"), records, exc.message)
         raise
-    result = ingest(db.session, sc.end_reads(db.session, ws), obj, operation, records,
+    result = ingest(db.session, ws, obj, operation, records,
                     Options(protocol="census", payload=records))
     if result.error:
         raise database_fault(result.error)

@@ -161,7 +161,7 @@ def _sync(ws: Workspace, method: str, id_column: Any, configuration: Any,
         raise
     operation = "remove" if method == "remove" else config.mode
     mappings = config.id_mappings() if operation == "remove" else config.mappings
-    result = ingest(db.session, sc.end_reads(db.session, ws), config.object, operation,
+    result = ingest(db.session, ws, config.object, operation,
                     [sc.map_row(row, mappings) for row in rows], config.options(rows))
     if result.error:
         raise database_fault(result.error)

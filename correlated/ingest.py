@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, scoped_session
 from . import database, fields, writes
 from .fields import Invalid
 from .ingest_log import write_log
-from .models import Workspace, utcnow
+from .models import Workspace
 
 OPERATIONS = {
     "account": ("upsert", "update", "remove"),
@@ -128,6 +128,11 @@ def ingest_batches(session: Session, workspace: Workspace, batches: Sequence[Bat
     create_fields = workspace.allow_custom_fields if options.create_fields is None \
         else options.create_fields
     ordered = sorted(batches, key=lambda b: list(OPERATIONS).index(b.object))
+    if session.in_transaction():
+        # Ingest is a unit of work of its own. Ending the caller's (read) transaction lets it
+        # begin a write transaction (BEGIN IMMEDIATE on SQLite) rather than upgrade a read one,
+        # which SQLite refuses whenever another writer committed in between.
+        session.commit()
     error = None
     for attempt in range(RETRIES):
         try:

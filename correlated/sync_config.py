@@ -62,18 +62,6 @@ def object_name(value: Any) -> str:
     return value
 
 
-def end_reads(session: Session, workspace: Workspace) -> Workspace:
-    """`workspace` detached, with this request's read transaction ended before the engine writes.
-
-    The engine then opens its own write transaction (BEGIN IMMEDIATE on SQLite) instead of
-    upgrading a read one, which fails whenever another writer committed in between.
-    """
-    if workspace in session:
-        session.expunge(workspace)
-    session.commit()
-    return workspace
-
-
 def required_fields(obj: str, mode: str | None) -> tuple[str, ...]:
     """Fields a row must give: all of them to create a record, only its ID to update one."""
     if mode == "update":
