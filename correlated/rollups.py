@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -326,10 +327,13 @@ def event_summary(frame: pd.DataFrame, today: date | None = None) -> pd.DataFram
                "events_90d": day >= pd.Timestamp(p.start(90)),
                "events_prev_30d": (day < pd.Timestamp(p.start(30)))
                & (day >= pd.Timestamp(p.start(60)))}
-    columns = {name: frame["count"].where(mask, 0) for name, mask in windows.items()}
-    table = pd.DataFrame({"event": frame["event"], **columns, "last_seen": frame["last_at"]})
-    out = table.groupby("event").agg({**{n: "sum" for n in windows}, "last_seen": "max"})
-    out["last_seen"] = pd.to_datetime(out["last_seen"], utc=True, format="mixed")
+    counts = frame["count"].to_numpy()
+    table = pd.DataFrame({name: np.where(mask.to_numpy(), counts, 0)
+                          for name, mask in windows.items()}, index=frame["event"])
+    out = table.groupby(level=0).sum()  # plain sums: much cheaper than a mixed .agg()
+    out.index.name = "event"
+    out["last_seen"] = pd.to_datetime(frame.groupby("event")["last_at"].max(), utc=True,
+                                      format="mixed")
     out["change_pct"] = [change_pct(c, b) for c, b in zip(out["events_30d"], out["events_prev_30d"])]
     return out.sort_values(["events_30d", "events_90d"], ascending=False)
 
