@@ -1,13 +1,11 @@
 """Set-based SQL behind the ingest engine: a few statements per batch, never one per row."""
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from . import database, fields
@@ -184,33 +182,34 @@ def _store_events_sqlite(session: Session, workspace_id: int,
 
 
 def _store_events_postgres(session: Session, values: list[dict[str, Any]]) -> list[tuple]:
-    """One INSERT .. SELECT FROM unnest(arrays) .. RETURNING the events it stored."""
-    return unnest_insert(
-        session, Event.__table__, values,
-        "ON CONFLICT (workspace_id, event_id) DO NOTHING "
-        "RETURNING timestamp, account_id, user_id, event").all()
+    """COPY, then one INSERT .. SELECT .. RETURNING the events it stored."""
+    return copy_insert(session, Event.__table__, values, ("workspace_id", "event_id"),
+                       "DO NOTHING RETURNING timestamp, account_id, user_id, event").all()
 
 
-def unnest_insert(session: Session, table: sa.Table, values: list[dict[str, Any]],
-                  tail: str) -> sa.CursorResult:
-    """PostgreSQL bulk insert: one array per column, so the statement stays short whatever the
-    row count (psycopg parses a long multi-row VALUES text on every call; this one it caches)."""
-    columns = tuple(values[0])
-    params = {f"p{i}": [row[c] for row in values] for i, c in enumerate(columns)}
-    for i, c in enumerate(columns):
-        if isinstance(table.c[c].type, sa.JSON):
-            params[f"p{i}"] = [None if v is None else database.json_dumps(v)
-                               for v in params[f"p{i}"]]
-    return session.execute(_unnest_sql(table, columns, tail), params)
+def copy_insert(session: Session, table: sa.Table, values: list[dict[str, Any]],
+                key: tuple[str, ...], on_conflict: str) -> sa.CursorResult:
+    """PostgreSQL bulk insert: COPY the rows into a temporary twin of `table` (no indexes),
+    then one INSERT .. SELECT .. ON CONFLICT (key) `on_conflict` into the table itself.
 
-
-@functools.lru_cache(maxsize=64)
-def _unnest_sql(table: sa.Table, columns: tuple[str, ...], tail: str) -> sa.TextClause:
-    dialect = postgresql.dialect()
-    arrays = ", ".join(f"CAST(:p{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
-                       for i, c in enumerate(columns))
-    return sa.text(f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                   f"SELECT * FROM unnest({arrays}) {tail}")
+    A multi-row VALUES text is parsed anew by psycopg on every call and unnest() arrays are
+    slow to bind; COPY is PostgreSQL's own bulk path. The twin lives as long as the connection
+    and empties itself at each commit.
+    """
+    columns = list(values[0])
+    json_columns = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
+    staging = f"incoming_{table.name}"
+    names = ", ".join(columns)
+    with session.connection().connection.dbapi_connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+                       f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row([database.json_dumps(row[c]) if c in json_columns and row[c]
+                                is not None else row[c] for c in columns])
+    return session.execute(sa.text(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
+        f"ORDER BY {', '.join(key)} ON CONFLICT ({', '.join(key)}) {on_conflict}"))
 
 
 def _event_values(workspace_id: int, record: Record, accounts: dict[str, str | None],
@@ -240,19 +239,18 @@ def add_activity(session: Session, workspace_id: int, rows: Sequence[tuple]) -> 
     values = [{"workspace_id": workspace_id, "day": k[0], "account_id": k[1], "user_id": k[2],
                "event": k[3], "count": c, "last_at": last} for k, (c, last) in sorted(totals.items())]
     if not database.is_sqlite(bind):
-        unnest_insert(session, table, values, ACTIVITY_UPSERT)
+        copy_insert(session, table, values, ACTIVITY_KEY, ACTIVITY_UPSERT)
         return
     stmt = database.insert(bind, table)
     session.execute(stmt.on_conflict_do_update(
-        index_elements=["workspace_id", "day", "account_id", "user_id", "event"],
+        index_elements=list(ACTIVITY_KEY),
         set_={"count": table.c.count + stmt.excluded["count"],
               "last_at": database.greatest(bind, table.c.last_at, stmt.excluded.last_at)}), values)
 
 
-ACTIVITY_UPSERT = (
-    "ON CONFLICT (workspace_id, day, account_id, user_id, event) DO UPDATE SET "
-    "count = daily_activity.count + excluded.count, "
-    "last_at = greatest(daily_activity.last_at, excluded.last_at)")
+ACTIVITY_KEY = ("workspace_id", "day", "account_id", "user_id", "event")
+ACTIVITY_UPSERT = ("DO UPDATE SET count = daily_activity.count + excluded.count, "
+                   "last_at = greatest(daily_activity.last_at, excluded.last_at)")
 
 
 def rebuild_activity(session: Session, workspace_id: int, user_ids: Sequence[str]) -> None:
