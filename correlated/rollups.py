@@ -261,8 +261,8 @@ def user_emails(session: Session, workspace_id: int, ids: Sequence[str]) -> dict
         return {}
     rows = session.execute(sa.select(User.user_id, User.email).where(
         User.workspace_id == workspace_id, User.user_id.in_(list(ids)),
-        User.archived_at.is_(None), User.email.is_not(None)))
-    return {r[0]: r[1] for r in rows}
+        User.archived_at.is_(None)))
+    return {r[0]: r[1] for r in rows if r[1]}
 
 
 # --- series ---------------------------------------------------------------------------------
