@@ -45,8 +45,11 @@ def periods(today: date | None = None) -> Periods:
 
 
 def _frame(session: Session, query: sa.Select, index: str | None = None) -> pd.DataFrame:
+    columns = list(query.selected_columns.keys())
     rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    # Column by column: pandas inspects every row object when handed a list of rows.
+    values = zip(*rows) if rows else ([] for _ in columns)
+    frame = pd.DataFrame(dict(zip(columns, (list(v) for v in values))), columns=columns)
     return frame.set_index(index) if index else frame
 
 
