@@ -6,14 +6,12 @@ Both hand the rows to the ingestion engine and answer with Miso's status codes.
 """
 from __future__ import annotations
 
-import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import connections, database, fields
+from . import connections, fields
 from .auth import Principal, require_key
 from .errors import ApiError
 from .extensions import db
@@ -25,7 +23,6 @@ from .payloads import check_row_limit, current_workspace, json_body, rows_of
 bp = Blueprint("webhooks", __name__)
 
 REMOVED_FLAG = "_removed"
-TOKEN_IN_URL = re.compile(r"((?:^|[?&])token=)[^&\s\"']+")
 
 
 # --- the quick endpoint ---------------------------------------------------------------------
@@ -209,9 +206,6 @@ def _deliver(connection: connections.WebhookConnection, body: Any, received_at) 
     except connections.PayloadError as exc:
         raise ApiError(422, str(exc)) from None
     check_row_limit(len(rows))
-    db.session.commit()
-    # Look-ups and writes in one write transaction: what matched is what gets written.
-    db.session.connection(execution_options=database.WRITE_TRANSACTION)
     mapped = connections.map_rows(db.session, connection, rows,
                                   remove=request.method == "DELETE", received_at=received_at)
     plan = Plan(received=len(rows), rejected=list(mapped.rejected))
@@ -220,32 +214,6 @@ def _deliver(connection: connections.WebhookConnection, body: Any, received_at) 
         plan.batches[key] = Batch(mapped.object, mapped.operation, mapped.rows)
         plan.positions[key] = mapped.positions
     return run(workspace, plan, mapped.options, body)
-
-
-# --- keeping ?token= out of access logs -----------------------------------------------------
-
-class RedactToken(logging.Filter):
-    """Access-log lines carry the request line; the key sent as ?token= must not reach them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _redact(record.msg)
-        if isinstance(record.args, dict):
-            record.args = {k: _redact(v) for k, v in record.args.items()}
-        elif isinstance(record.args, tuple):
-            record.args = tuple(_redact(a) for a in record.args)
-        return True
-
-
-def _redact(value: Any) -> Any:
-    return TOKEN_IN_URL.sub(r"\1[redacted]", value) if isinstance(value, str) else value
-
-
-@bp.record_once
-def _install_redaction(_state) -> None:
-    for name in ("werkzeug", "gunicorn.access"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactToken) for f in logger.filters):
-            logger.addFilter(RedactToken())
 
 
 # --- where senders find us ------------------------------------------------------------------

@@ -5,7 +5,6 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from flask import g
 
 from correlated.auth import add_member
 from correlated.connections import create_connection
@@ -58,11 +57,8 @@ def post(client, path: str, data: dict, form_page: str) -> object:
 
 
 def send_rows(client, path: str, rows, headers: dict):
-    """A machine request through the same client; the fixture's long-lived app context would
-    otherwise keep its key principal in `g` for the next page request."""
-    response = client.post(path, json=rows, headers=headers)
-    g.pop("principal", None)
-    return response
+    """A machine request through the signed-in member's client (the session is not its key)."""
+    return client.post(path, json=rows, headers=headers)
 
 
 def stored(db, tenant, connection_id):
