@@ -204,8 +204,9 @@ def _run(session: Session, workspace_id: int, batches: Sequence[Batch], options:
 def _validate(batch: Batch, catalog: dict, new_fields: dict[str, str], create_fields: bool,
               options: Options, result: Result) -> list[Record]:
     """Records of the valid rows (same ID twice: merged in order, so the last one wins)."""
-    aliases = fields.alias_map(batch.object) if options.aliases \
-        else {key: key for key in fields.CORE[batch.object]}
+    aliases = ColumnNames(fields.alias_map(batch.object) if options.aliases
+                          else {key: key for key in fields.CORE[batch.object]})
+    catalog = {k: (f.key, f.type) for k, f in catalog.items()}  # plain tuples: read per value
     by_id: dict[str, Record] = {}
     for index, row in enumerate(batch.rows):
         try:
@@ -271,6 +272,18 @@ def nest(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class ColumnNames(dict):
+    """Column name -> core field (None: not a core field), each name looked up once a batch."""
+
+    def __init__(self, aliases: dict[str, str]):
+        super().__init__()
+        self.aliases = aliases
+
+    def __missing__(self, key: str) -> str | None:
+        self[key] = target = self.aliases.get(key.strip().lower())
+        return target
+
+
 def _split(row: dict[str, Any], aliases: dict[str, str]) -> tuple[dict, dict, list[str]]:
     core: dict[str, Any] = {}
     source: dict[str, str] = {}
@@ -280,7 +293,7 @@ def _split(row: dict[str, Any], aliases: dict[str, str]) -> tuple[dict, dict, li
         if not isinstance(key, str) or not key.strip():
             reasons.append("column name: must not be empty")
             continue
-        target = aliases.get(key.strip().lower())
+        target = aliases[key]
         if target is None:
             rest[key] = value
         elif target in core and value is not None and core[target] is not None:
@@ -358,7 +371,7 @@ def _attributes(rest: dict[str, Any], catalog: dict, new_fields: dict[str, str],
             continue
         known = catalog.get(key.lower())
         if known is not None:
-            name, typ = known.key, known.type
+            name, typ = known
         elif key.lower() in new_fields:
             name, typ = key.lower(), new_fields[key.lower()]
         elif value is None:
