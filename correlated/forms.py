@@ -28,7 +28,8 @@ class KeyForm(FlaskForm):
 
 
 class MemberForm(FlaskForm):
-    email = StringField("Email", validators=[DataRequired("Enter an email."), Length(max=254), EMAIL])
+    email = StringField("Email", validators=[DataRequired("Enter an email."), Length(max=254),
+                                             EMAIL])
     password = PasswordField("Initial password", validators=[
         DataRequired("Set an initial password."),
         Length(min=10, message="Use at least 10 characters.")])

@@ -216,7 +216,8 @@ def _count_live(session: Session, model: type, workspace_id: int) -> int:
         model.workspace_id == workspace_id, model.archived_at.is_(None)))
 
 
-def account_activity(session: Session, workspace_id: int, today: date | None = None) -> pd.DataFrame:
+def account_activity(session: Session, workspace_id: int,
+                     today: date | None = None) -> pd.DataFrame:
     """Events per live account in the last 30 days and the 30 before (accounts with any)."""
     p = periods(today)
     query = (
@@ -237,7 +238,7 @@ def movers(session: Session, workspace_id: int, activity: pd.DataFrame,
     dropped = frame[frame["change"] < 0].nsmallest(limit * 2, "change")
     names = account_names(session, workspace_id, list(top.index) + list(dropped.index))
     # Archived accounts have no name here: drop them, then keep `limit` (hence the 2x above).
-    return tuple(_with_names(f, names).head(limit) for f in (top, dropped))  # type: ignore[return-value]
+    return _with_names(top, names).head(limit), _with_names(dropped, names).head(limit)
 
 
 def _with_names(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
@@ -283,8 +284,8 @@ def daily_actives(session: Session, workspace_id: int, days: int = 30,
     )
     query = (
         sa.select(pairs.c.day,
-                  sa.func.count(sa.distinct(sa.case((pairs.c.account_id != "", pairs.c.account_id))))
-                  .label("accounts"),
+                  sa.func.count(sa.distinct(
+                      sa.case((pairs.c.account_id != "", pairs.c.account_id)))).label("accounts"),
                   sa.func.count(sa.distinct(sa.case((pairs.c.user_id != "", pairs.c.user_id))))
                   .label("users"))
         .group_by(pairs.c.day)
@@ -337,7 +338,8 @@ def event_summary(frame: pd.DataFrame, today: date | None = None) -> pd.DataFram
     out.index.name = "event"
     out["last_seen"] = pd.to_datetime(frame.groupby("event")["last_at"].max(), utc=True,
                                       format="mixed")
-    out["change_pct"] = [change_pct(c, b) for c, b in zip(out["events_30d"], out["events_prev_30d"])]
+    out["change_pct"] = [change_pct(c, b)
+                         for c, b in zip(out["events_30d"], out["events_prev_30d"])]
     return out.sort_values(["events_30d", "events_90d"], ascending=False)
 
 

@@ -33,7 +33,8 @@ def _selected(ws: int, frame, name: str) -> dict:
     dimensions = _breakdown_dimensions(ws)
     by = request.args.get("by")
     if by not in dimensions:
-        by = next((d for d in PREFERRED_BREAKDOWNS if d in dimensions), next(iter(dimensions), None))
+        preferred = [d for d in PREFERRED_BREAKDOWNS if d in dimensions]
+        by = preferred[0] if preferred else next(iter(dimensions), None)
     daily = rollups.by_day(frame[frame["event"] == name], 90)
     series = daily[name] if name in daily.columns else daily.sum(axis=1)
     breakdown = rollups.event_breakdown(db.session, ws, name, by) if by else None

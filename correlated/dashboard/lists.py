@@ -10,6 +10,7 @@ from flask import Response, redirect, request, stream_with_context, url_for
 from werkzeug.datastructures import MultiDict
 
 from .. import fields as catalog_fields
+from ..fields import _is_number
 from ..extensions import db
 from ..listing import OPERATORS, PER_PAGE, Filter, Kind, ListSpec, usable_key
 from . import bp
@@ -78,8 +79,8 @@ def filter_chips(endpoint: str, spec: ListSpec, labels: dict[str, str]) -> list[
     chips = []
     for i, f in enumerate(spec.filters):
         rest = spec.filters[:i] + spec.filters[i + 1:]
-        chips.append({"label": f"{labels.get(f.field, f.field)} {OPERATORS.get(f.op, f.op)} {f.value}",
-                      "remove": list_url(endpoint, spec, filters=rest, page=None)})
+        label = f"{labels.get(f.field, f.field)} {OPERATORS.get(f.op, f.op)} {f.value}"
+        chips.append({"label": label, "remove": list_url(endpoint, spec, filters=rest, page=None)})
     return chips
 
 
@@ -138,13 +139,6 @@ def _csv_value(value: Any) -> Any:
     # A cell starting with = + - @ is a formula to spreadsheets: keep it text.
     return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --- one list page, for accounts and users ---------------------------------------------------

@@ -53,7 +53,8 @@ def revoke_key(key_id: str):
     if key.revoked_at is None:
         revoke_keys(db.session, key.prefix, workspace_id=ws)
         db.session.commit()
-        flash(f"Key “{key.name}” ({key.prefix}…) is revoked: syncs using it now get 401.", "success")
+        flash(f"Key “{key.name}” ({key.prefix}…) is revoked: syncs using it now get 401.",
+              "success")
     return redirect(url_for("dashboard.keys"))
 
 
