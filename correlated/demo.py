@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .ingest import Options, ingest
@@ -53,15 +54,23 @@ def load_demo(session: Session, workspace: Workspace, accounts: int = 60, days: 
     rng = random.Random(seed)
     today = today or datetime.now(timezone.utc).date()
     account_rows = [_account(rng, i, today) for i in range(accounts)]
+    # The trajectory shapes the generated activity; it is not a dimension of the account.
+    trajectories = {a["account_id"]: a.pop("_trajectory") for a in account_rows}
     user_rows = [u for a in account_rows for u in _users(rng, a, today)]
     options = Options(protocol="demo", log=False)
     _write(session, workspace, "account", "upsert", account_rows, options, progress)
     _write(session, workspace, "user", "upsert", user_rows, options, progress)
-    trajectories = {a["account_id"]: a.pop("_trajectory") for a in account_rows}
     total = _write(session, workspace, "event", "insert",
                    _events(rng, user_rows, trajectories, days, today, seed), options, progress,
                    estimate=int(len(user_rows) * days * 0.9))
+    analyze(session)
     return {"accounts": len(account_rows), "users": len(user_rows), "events": total}
+
+
+def analyze(session: Session) -> None:
+    """Refresh the query planner's statistics after a bulk load (SQLite never does it alone)."""
+    session.execute(sa.text("ANALYZE"))
+    session.commit()
 
 
 def _write(session: Session, workspace: Workspace, obj: str, op: str, rows: Iterable[dict],

@@ -10,7 +10,7 @@ import requests
 import sqlalchemy as sa
 
 from correlated.auth import verify_key
-from correlated.models import Account, Event, Member, User, Workspace
+from correlated.models import Account, Event, Field, Member, User, Workspace
 
 from .conftest import _free_port
 
@@ -59,6 +59,9 @@ def test_demo_load_writes_through_the_engine(db, runner, tenant):
     assert f"loaded 4 accounts, {counts[1]} users, {counts[2]} events" in result.output
     plans = set(db.session.scalars(sa.select(Account.traits["plan"].as_string())))
     assert plans <= {"free", "starter", "pro", "enterprise"}
+    custom = db.session.scalars(sa.select(Field.key).where(Field.object == "account",
+                                                           Field.is_default.is_(False))).all()
+    assert custom == []  # the generator's own bookkeeping never becomes a dimension
     again = runner.invoke(args=["demo", "load", "--workspace", "acme", "--accounts", "4",
                                 "--days", "14"])
     assert again.exit_code == 0
