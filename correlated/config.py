@@ -16,6 +16,7 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("MAX_CONTENT_LENGTH", "CORRELATED_MAX_BODY_BYTES", 4 * 1024 * 1024, int),
     ("REDIS_URL", "CORRELATED_REDIS_URL", None, str),
     ("RATE_LIMIT", "CORRELATED_RATE_LIMIT", "6000 per minute", str),
+    ("LOGIN_RATE_LIMIT", "CORRELATED_LOGIN_RATE_LIMIT", "10 per minute", str),
     ("RATELIMIT_ENABLED", "CORRELATED_RATE_LIMIT_ENABLED", True, bool),
     ("RATELIMIT_KEY_PREFIX", "CORRELATED_RATE_LIMIT_KEY_PREFIX", "correlated", str),
     ("LOG_LEVEL", "CORRELATED_LOG_LEVEL", "INFO", str),

@@ -61,6 +61,10 @@ def init_app(app: Flask) -> Limiter:
     for name in LIMITED_BLUEPRINTS:
         if name in app.blueprints:
             shared(app.blueprints[name])
+    # Password guessing: sign-in attempts are limited per client address.
+    app.view_functions["dashboard.login"] = limiter.limit(
+        app.config["LOGIN_RATE_LIMIT"], key_func=lambda: request.remote_addr or "-",
+        methods=["POST"], scope="login")(app.view_functions["dashboard.login"])
     app.extensions["correlated.limiter"] = limiter
     return limiter
 

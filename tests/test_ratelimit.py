@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import uuid
 
+import re
+
 import pytest
 import redis
 import segment.analytics as segment_sdk
@@ -115,6 +117,18 @@ def test_callers_without_a_key_are_limited_by_address(client, tenant):
 def test_pages_for_people_and_health_checks_are_not_limited(client):
     assert {client.get("/healthz").status_code for _ in range(8)} == {200}
     assert {client.get("/login").status_code for _ in range(8)} == {200}
+
+
+def test_sign_in_attempts_are_limited_per_address(client, tenant):
+    """Password guessing meets the login limit (10 per minute); the right password then waits too."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    form = {"email": tenant.admin_email, "csrf_token": token}
+    attempts = [client.post("/login", data={**form, "password": f"guess{i}"}).status_code
+                for i in range(11)]
+    assert 429 not in attempts[:10] and attempts[10] == 429
+    right = client.post("/login", data={**form, "password": tenant.admin_password})
+    assert right.status_code == 429 and "Too Many Requests" in right.get_data(as_text=True)
 
 
 def test_redis_budget_is_shared_by_two_workers(workers, tenant, db, redis_prefix):
