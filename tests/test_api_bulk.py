@@ -72,3 +72,39 @@ def test_properties_and_accounts_are_stored_as_sent(db, workspace):
     assert stored.properties == {"meta": {"nested": [1, "two", None], "ok": True},
                                  "note": "é\u2603"}
     assert (stored.account_id, stored.account_inferred) == ("a9", True)
+
+
+def test_a_failed_batch_leaves_nothing_behind_for_the_next(db, workspace):
+    """The staging table (PostgreSQL) and the roll-up roll back with the batch."""
+    refuse_events(db, True)
+    try:
+        failed = ingest(db.session, workspace, "event", "insert", events(10))
+    finally:
+        refuse_events(db, False)
+    assert failed.error and "refused" in failed.error and failed.created == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 0
+    assert activity(db, workspace) == {}
+    ok = ingest(db.session, workspace, "event", "insert", events(10, offset=5))
+    assert (ok.created, ok.error) == (10, None)
+    assert activity(db, workspace) == activity_from_events(db, workspace)
+
+
+def refuse_events(db, on: bool) -> None:
+    """A real database fault: a trigger that refuses the event e7."""
+    db.session.rollback()
+    sqlite = db.engine.dialect.name == "sqlite"
+    if sqlite:
+        statements = ["CREATE TRIGGER refuse_events BEFORE INSERT ON events WHEN "
+                      "NEW.event_id = 'e7' BEGIN SELECT RAISE(ABORT, 'refused'); END"] if on \
+            else ["DROP TRIGGER IF EXISTS refuse_events"]
+    else:
+        statements = [
+            "CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.event_id = 'e7' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON events FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_events()"] if on else [
+            "DROP TRIGGER IF EXISTS refuse_events ON events",
+            "DROP FUNCTION IF EXISTS refuse_events()"]
+    with db.engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
