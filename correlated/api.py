@@ -18,8 +18,8 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from . import database, schemas
 from . import fields as catalog
-from . import schemas
 from .auth import require_key
 from .errors import ApiError
 from .extensions import db
@@ -81,7 +81,7 @@ def list_records(collection: str) -> Response:
     if args["format"] == "csv":
         return csv_export(collection, obj, query)
     limit = min(args["limit"], schemas.MAX_LIMIT)
-    if "cursor" in args:
+    if args.get("cursor"):  # an empty cursor is the first page
         query = after(obj, query, decode_cursor(obj, args["cursor"]))
     rows = db.session.execute(query.limit(limit + 1)).mappings().all()
     more = len(rows) > limit
@@ -106,6 +106,8 @@ def get_record(collection: str, record_id: str) -> Response:
 
 def find(obj: str, record_id: str, include_archived: bool = False) -> RowMapping:
     """The caller's record with this ID, or a 404 (also for another workspace's IDs)."""
+    if "\x00" in record_id:  # no stored ID has one (and PostgreSQL refuses it in a query)
+        raise ApiError(404, f"no {obj} with {ID_FIELD[obj]} {record_id!r}")
     table = TABLES[obj]
     query = sa.select(table).where(table.c.workspace_id == g.principal.workspace_id,
                                    table.c[ID_FIELD[obj]] == record_id)
@@ -151,7 +153,7 @@ def decode_cursor(obj: str, cursor: str) -> str:
         kind, last_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, TypeError):
         kind = last_id = None
-    if kind != obj or not isinstance(last_id, str):
+    if kind != obj or not isinstance(last_id, str) or "\x00" in last_id:
         raise ApiError(400, "cursor: not a next_cursor of this list", fields={
             "cursor": ["Not a next_cursor of this list."]})
     return last_id
@@ -220,8 +222,8 @@ def csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
+    if isinstance(value, (dict, list)):  # PostgreSQL can hand back integers beyond 64 bits
+        return database.json_dumps(value)
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         return aware.isoformat()

@@ -34,8 +34,14 @@ class UTCDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
-class Timestamp(fields.DateTime):
-    """A query-string time: ISO 8601 (naive means UTC) or epoch seconds/milliseconds."""
+class Timestamp(fields.Field):
+    """A query-string time: ISO 8601 (naive means UTC), a date, or epoch seconds/milliseconds."""
+
+    SHAPE = [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+             {"type": "number"}]
+
+    def __init__(self, description: str, **kwargs: Any):
+        super().__init__(metadata={"description": description, "anyOf": self.SHAPE}, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         try:
@@ -201,6 +207,14 @@ class FieldList(Schema):
     data = fields.List(fields.Nested(FieldOut))
 
 
+def _key_shape(key: str) -> None:
+    """Rules the OpenAPI pattern leaves out (JSON Schema regexes have no lookahead everywhere)."""
+    if "__" in key:
+        raise ValidationError("must not contain '__' (it nests a column into an object)")
+    if key != key.strip():
+        raise ValidationError("must not start or end with a space")
+
+
 class FieldIn(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -209,14 +223,18 @@ class FieldIn(Schema):
         "description": "account, user or event; may be given as ?object= instead."})
     key = fields.String(required=True, validate=[
         validate.Length(min=1, max=catalog.KEY_MAX),
-        validate.Regexp(r"^(?!.*__)[^\x00-\x1f]*\S$", error="must not contain '__' or control "
-                        "characters, nor end with a space")])
+        validate.Regexp(r"^[^\x00-\x1f]*$", error="must not contain control characters"),
+        _key_shape,
+    ], metadata={"description": "The column name syncs will use; no '__' (that nests)."})
     label = fields.String(validate=validate.Length(min=1, max=128), metadata={
         "description": "Shown in the dashboard; derived from the key when absent."})
     type = fields.String(required=True, validate=validate.OneOf(catalog.TYPES))
 
 
 class ErrorOut(Schema):
+    class Meta:
+        unknown = INCLUDE  # an error may carry more detail than these keys
+
     error = fields.String(metadata={"description": "What went wrong, naming the limit or field."})
     details = fields.Dict(data_key="fields", metadata={
         "description": "Per-parameter messages, when a parameter or body field is invalid."})
@@ -240,15 +258,17 @@ class ListQuery(Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1), metadata={
         "description": f"Page size (default {DEFAULT_LIMIT}; larger values are capped at "
                        f"{MAX_LIMIT})."})
-    cursor = fields.String(metadata={"description": "next_cursor of the previous page."})
+    cursor = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]*$", error="not a next_cursor of this list"),
+        metadata={"description": "next_cursor of the previous page (absent or empty: the "
+                                 "first page)."})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]), metadata={
         "description": "csv: every matching row (filters apply; limit and cursor do not), "
                        "dimensions flattened into columns."})
 
 
 class ProfileListQuery(ListQuery):
-    updated_since = Timestamp(metadata={"description": "Only records changed at or after this "
-                                                       "time (ISO 8601 or epoch)."})
+    updated_since = Timestamp("Only records changed at or after this time (ISO 8601 or epoch).")
     include_archived = fields.Boolean(load_default=False, metadata={
         "description": "Also list removed (archived) records."})
 
@@ -257,16 +277,22 @@ class AccountListQuery(ProfileListQuery):
     pass
 
 
+def filter_text(description: str) -> fields.String:
+    """A filter value: an ID or name as stored (the databases store no NUL characters)."""
+    return fields.String(validate=validate.Regexp(r"^[^\x00]*$", error="must not contain NUL"),
+                         metadata={"description": description})
+
+
 class UserListQuery(ProfileListQuery):
-    account_id = fields.String(metadata={"description": "Only users of this account."})
+    account_id = filter_text("Only users of this account.")
 
 
 class EventListQuery(ListQuery):
-    account_id = fields.String(metadata={"description": "Only events of this account."})
-    user_id = fields.String(metadata={"description": "Only events of this user."})
-    event = fields.String(metadata={"description": "Only events with this name."})
-    since = Timestamp(metadata={"description": "Events at or after this time (inclusive)."})
-    until = Timestamp(metadata={"description": "Events before this time (exclusive)."})
+    account_id = filter_text("Only events of this account.")
+    user_id = filter_text("Only events of this user.")
+    event = filter_text("Only events with this name.")
+    since = Timestamp("Events at or after this time (inclusive).")
+    until = Timestamp("Events before this time (exclusive).")
 
 
 class OneQuery(Schema):

@@ -1,6 +1,7 @@
 """The REST API over real HTTP (requests against a live server), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import io
@@ -268,6 +269,8 @@ def test_pagination_walks_every_record_once(api, db, workspace):
         if cursor is None:
             break
     assert pages == 4 and seen == sorted(ids)
+    first = api.get("/accounts", limit=70, cursor="").json()["data"]
+    assert [a["account_id"] for a in first] == sorted(ids)[:70]
 
 
 def test_limit_defaults_to_100_and_is_capped_at_1000(api, db, workspace):
@@ -286,6 +289,16 @@ def test_limit_defaults_to_100_and_is_capped_at_1000(api, db, workspace):
 ])
 def test_bad_list_parameters_are_400(api, params, problem):
     assert problem in error_of(api.get("/accounts", **params), 400)
+
+
+def test_nul_characters_never_reach_the_database(api):
+    assert "account_id: must not contain NUL" in error_of(api.get("/users", account_id="a\x00"),
+                                                           400)
+    assert "event:" in error_of(api.get("/events", event="\x00"), 400)
+    assert api.get("/accounts/a\x00b").status_code == 404
+    assert api.delete("/events/\x00").status_code == 404
+    forged = base64.urlsafe_b64encode(orjson.dumps(["account", "a\x00"])).decode()
+    assert "cursor:" in error_of(api.get("/accounts", cursor=forged), 400)
 
 
 def test_a_cursor_only_works_on_its_own_list(api, db, workspace):
@@ -358,6 +371,13 @@ def test_csv_export_streams_past_one_chunk(api, db, workspace):
     ids = seed_accounts(db, workspace, 1500)
     rows = list(csv.DictReader(io.StringIO(api.get("/accounts", format="csv").text)))
     assert [r["account_id"] for r in rows] == ids
+
+
+def test_csv_writes_numbers_postgresql_hands_back_beyond_64_bits(api):
+    # JSONB keeps 1e20 as the exact numeric 100000000000000000000, read back as an integer
+    assert api.post("/accounts", {"account_id": "a1", "name": "A", "stats": {"big": 1e20}}).ok
+    row = next(csv.DictReader(io.StringIO(api.get("/accounts", format="csv").text)))
+    assert orjson.loads(row["stats"])["big"] == 1e20
 
 
 def test_event_csv_has_property_columns(api, db, workspace):
