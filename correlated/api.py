@@ -259,6 +259,7 @@ def create_field() -> tuple[Response, int]:
     core = catalog.alias_map(obj).get(key.lower())
     if core is not None:
         raise ApiError(409, f"key: {key!r} is an alias of the core {obj} field {core!r}")
+    db.session.commit()  # end the read: on SQLite, a write after a read can find the lock taken
     field = Field(workspace_id=g.principal.workspace_id, object=obj, key=key,
                   label=spec.get("label") or catalog.label_for(key), type=spec["type"],
                   is_default=False)

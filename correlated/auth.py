@@ -18,6 +18,7 @@ from typing import Callable
 import sqlalchemy as sa
 from flask import Flask, g, request
 from flask_login import UserMixin, current_user
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -80,7 +81,12 @@ def touch_key(session: Session, key: ApiKey) -> None:
         last = last.replace(tzinfo=now.tzinfo)
     if last is None or now - last > TOUCH_EVERY:
         key.last_used_at = now
-        session.commit()
+        try:
+            session.commit()
+        except OperationalError:
+            # SQLite: a writer committed since this request read the key, so the update cannot
+            # take the write lock ("database is locked"). The mark is informative: try next time.
+            session.rollback()
 
 
 def revoke_keys(session: Session, prefix: str, workspace_id: int | None = None) -> int:

@@ -108,3 +108,17 @@ def refuse_events(db, on: bool) -> None:
     with db.engine.begin() as conn:
         for statement in statements:
             conn.exec_driver_sql(statement)
+
+
+def test_marking_a_key_used_never_fails_the_request(db, tenant):
+    """On SQLite, the read that checked the key pins a snapshot; when another writer commits
+    before the once-a-minute `last_used_at` update, that update cannot take the write lock."""
+    from correlated.auth import touch_key, verify_key
+    from correlated.models import ApiKey
+
+    key = verify_key(db.session, tenant.key)  # this session's read transaction starts here
+    with db.engine.begin() as other:  # another request's write commits in between
+        other.execute(sa.update(ApiKey).values(name="renamed"))
+    key.last_used_at = None
+    touch_key(db.session, key)  # must not raise
+    assert key.workspace_id == tenant.id
