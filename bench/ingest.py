@@ -263,10 +263,12 @@ def raw_sqlite(url: str, workspace_id: int, rows: list[dict], per: int | None = 
 
 
 def libpq_url(url: str) -> str:
-    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    libpq = sa.engine.make_url(url).set(drivername="postgresql")
+    return libpq.render_as_string(hide_password=False)
 
 
-def raw_postgres_copy(url: str, workspace_id: int, rows: list[dict], per: int | None = None) -> float:
+def raw_postgres_copy(url: str, workspace_id: int, rows: list[dict],
+                      per: int | None = None) -> float:
     """COPY ... FROM STDIN with psycopg."""
     import psycopg
 
@@ -438,27 +440,35 @@ def measured(args: argparse.Namespace) -> list[str]:
 
 WHERE_THE_TIME_GOES = [
     "Where the time goes (profiled with `python bench/ingest.py --profile`, which runs the "
-    "server side in process under cProfile):",
-    "- **PostgreSQL**: the database's own work dominates: inserting each event into `events` "
-    "and its five indexes, and a row into `daily_activity` and its three indexes (with random "
-    "event IDs and timestamps nearly every event starts a new roll-up row), so the HTTP path "
-    "writes about twice what the raw insert writes. Python's share per 1,000-row batch is "
-    "roughly: validation 8-12 ms, JSON parsing 1-2 ms, COPY into the staging table 5 ms, "
-    "ingest log 1 ms. With 2 cores shared by the workers, the PostgreSQL backends and the "
+    "server side in process under cProfile, and with wall-clock timers around each step):",
+    "- **The unit of work.** Each request is its own transaction, as it must be (a request "
+    "is accepted or rolled back as a whole). The raw insert with a commit per 1,000 rows "
+    "shows what that alone costs: on SQLite it runs at well under half the speed of one big "
+    "transaction, and the HTTP path gets most of the way to it.",
+    "- **SQLite**: each event lands at a random place in five `events` indexes and three "
+    "`daily_activity` indexes, so a 1,000-event commit dirties 4,000-6,000 distinct 4 KiB "
+    "pages, and WAL mode writes each one whole (about 20 MB per batch once the table holds "
+    "tens of thousands of events); one big transaction writes each page once. The commit is "
+    "about half of each request, and writes are serialized (one writer at a time), so the "
+    "second worker only helps with parsing and validation.",
+    "- **PostgreSQL**: the database's own work dominates: each event goes into `events` and "
+    "its five indexes, and (with random users and timestamps over 90 days) nearly every event "
+    "also starts a new `daily_activity` row with its three indexes, so the HTTP path writes "
+    "about twice what the raw insert writes. Python's share per 1,000-row batch is roughly: "
+    "validation 8-12 ms, COPY into the staging table 5 ms, JSON parsing 1-2 ms, key check and "
+    "ingest log 2 ms. With 2 cores shared by the workers, the PostgreSQL backends and the "
     "senders, the run is CPU-bound.",
-    "- **SQLite**: a transaction per request. Each event lands at a random place in five "
-    "`events` indexes and three `daily_activity` indexes, so a 1,000-event commit dirties "
-    "4,000-6,000 distinct 4 KiB pages, and WAL mode writes each one whole (about 20 MB per "
-    "batch once the table holds tens of thousands of events); one big transaction writes "
-    "each page once. The commit is about half of each request, the writes are serialized "
-    "(one writer at a time), and the raw insert with a commit per 1,000 rows shows how much "
-    "of the gap is that alone.",
-    "- Levers tried and kept: PostgreSQL loads through COPY and one statement per batch "
-    "instead of multi-row VALUES (which psycopg re-parses on every call) or unnest() arrays; "
-    "SQLite inserts events with `executemany` after one ID lookup instead of `INSERT .. "
-    "RETURNING`; orjson for JSON columns; one commit per request (the ingest-log entry joins "
-    "the unit of work); the request's read transaction ends before the engine writes (no lock "
-    "upgrade under concurrent writers); faster validation and log sanitizing.",
+    "- Levers tried and kept: PostgreSQL loads through COPY into a temporary table and one "
+    "statement that inserts the events and folds them into the roll-up (multi-row VALUES, "
+    "which psycopg re-parses on every call, was several times slower; unnest() arrays about "
+    "1.5x); SQLite "
+    "inserts events with `executemany` after one ID lookup instead of `INSERT .. RETURNING`; "
+    "orjson for JSON columns; one commit per request (the ingest-log entry joins the unit of "
+    "work); the request's read transaction ends before the engine writes (no lock upgrade "
+    "under concurrent writers); faster validation and log sanitizing. Tried and dropped "
+    "(no gain that stood out of the run-to-run noise): `gc.freeze()` in the workers, "
+    "validating outside SQLite's write lock, a larger SQLite page cache and WAL checkpoint "
+    "interval.",
 ]
 
 

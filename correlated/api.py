@@ -101,7 +101,8 @@ def get_record(collection: str, record_id: str) -> Response:
     from .rollups import account_metrics, metrics_record  # pandas: only when asked for
 
     frame = account_metrics(db.session, g.principal.workspace_id, [record_id])
-    return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics_record(frame, record_id)}))
+    metrics = metrics_record(frame, record_id)
+    return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics}))
 
 
 def find(obj: str, record_id: str, include_archived: bool = False) -> RowMapping:

@@ -67,7 +67,7 @@ def text(description: str, **kwargs: Any) -> fields.String:
 # --- what each object accepts ---------------------------------------------------------------
 
 class AccountIn(Schema):
-    """An account row; every other column is a dimension (a custom field is created for a new one)."""
+    """An account row; every other column is a dimension (a new one becomes a custom field)."""
 
     class Meta:
         unknown = INCLUDE
@@ -128,8 +128,8 @@ class AccountOut(RecordTimes):
 
 class MetricsOut(Schema):
     users = fields.Integer(metadata={"description": "Live users of the account."})
-    active_users_7d = fields.Integer(metadata={"description": "Users with events in the last 7 days."})
-    active_users_30d = fields.Integer(metadata={"description": "Users with events in the last 30 days."})
+    active_users_7d = fields.Integer(metadata={"description": "Users with events, last 7 days."})
+    active_users_30d = fields.Integer(metadata={"description": "Users with events, last 30 days."})
     events_30d = fields.Integer(metadata={"description": "Events in the last 30 days."})
     events_prev_30d = fields.Integer(metadata={"description": "Events in the 30 days before that."})
     last_seen = fields.String(allow_none=True, metadata={
@@ -183,7 +183,7 @@ class WriteResult(Schema):
     object = fields.String()
     operation = fields.String()
     received = fields.Integer(metadata={"description": "Rows in the request."})
-    accepted = fields.Integer(metadata={"description": "Valid rows (stored, merged or duplicates)."})
+    accepted = fields.Integer(metadata={"description": "Valid rows (stored, merged, duplicate)."})
     created = fields.Integer()
     updated = fields.Integer()
     removed = fields.Integer()
@@ -360,7 +360,8 @@ def _components(spec: APISpec) -> None:
     spec.components.security_scheme("bearer", {
         "type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"})
     spec.components.security_scheme("basic", {
-        "type": "http", "scheme": "basic", "description": "The API key as user name; any password."})
+        "type": "http", "scheme": "basic",
+        "description": "The API key as user name; any password."})
     for schema in SCHEMAS:
         spec.components.schema(schema.__name__, schema=schema)
     for name, description in RESPONSES.items():
@@ -371,8 +372,9 @@ def _components(spec: APISpec) -> None:
 def _write_body(obj: str, row_in: type[Schema]) -> dict[str, Any]:
     array = {"type": "array", "items": row_in, "maxItems": MAX_LIMIT}
     batch = {"type": "object", "required": ["batch"], "properties": {"batch": array}}
-    return {"required": True, "description": f"One {obj}, an array of them or {{\"batch\": [...]}}; "
-            "`Content-Encoding: gzip` is accepted.",
+    return {"required": True,
+            "description": f"One {obj}, an array of them or {{\"batch\": [...]}}; "
+                           "`Content-Encoding: gzip` is accepted.",
             "content": json_content({"anyOf": [row_in, array, batch]})}
 
 
@@ -436,7 +438,8 @@ def _field_paths(spec: APISpec) -> None:
                           "400": "BadRequest", "401": "Unauthorized"},
         },
         "post": {
-            "summary": "Create a custom field", "operationId": "create_field", "parameters": query(),
+            "summary": "Create a custom field", "operationId": "create_field",
+            "parameters": query(),
             "requestBody": {"required": True, "content": json_content("FieldIn")},
             "responses": {"201": {"description": "Created", "content": json_content("FieldOut")},
                           "400": "BadRequest", "401": "Unauthorized",

@@ -123,7 +123,8 @@ def test_events_are_stored_once_per_event_id(api, db, workspace):
     assert (again["accepted"], again["created"], again["duplicates"]) == (2, 1, 1)
     rows = stored(db, Event, workspace)
     assert sorted(e.event_id for e in rows) == ["e1", "e2"]
-    assert rows[0].timestamp.replace(tzinfo=timezone.utc) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    stored_at = rows[0].timestamp.replace(tzinfo=timezone.utc)
+    assert stored_at == datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def test_remove_mode_archives(api, db, workspace):
@@ -182,7 +183,8 @@ def install_failing_trigger(db) -> None:
         statements = [
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'refused by trigger'; END $$",
-            "CREATE TRIGGER refuse BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION refuse()",
+            "CREATE TRIGGER refuse BEFORE INSERT ON accounts FOR EACH ROW "
+            "EXECUTE FUNCTION refuse()",
         ]
     with db.engine.begin() as conn:
         for statement in statements:
@@ -326,7 +328,8 @@ def test_account_and_user_filters(api, db, workspace):
 def test_event_filters(api, db, workspace):
     api.post("/users", {"user_id": "u1", "email": "1@a.io", "account_id": "a1"})
     api.post("/events", [
-        {"event_id": "e1", "event": "sign_in", "user_id": "u1", "timestamp": "2026-01-01T10:00:00Z"},
+        {"event_id": "e1", "event": "sign_in", "user_id": "u1",
+         "timestamp": "2026-01-01T10:00:00Z"},
         {"event_id": "e2", "event": "export", "user_id": "u1", "timestamp": "2026-01-02T10:00:00Z"},
         {"event_id": "e3", "event": "sign_in", "user_id": "u2", "account_id": "a2",
          "timestamp": "2026-01-03T10:00:00Z"},
@@ -405,8 +408,9 @@ def test_one_account_comes_with_its_metrics(api, db, workspace):
             metrics["events_30d"]) == (2, 1, 1, 2)
     assert datetime.fromisoformat(metrics["last_seen"]) == now
     api.post("/accounts", {"account_id": "a2", "name": "Quiet"})
-    assert api.get("/accounts/a2").json()["metrics"] == {"users": 0, "active_users_7d": 0, "active_users_30d": 0, "events_30d": 0,
-                     "events_prev_30d": 0, "last_seen": None}
+    assert api.get("/accounts/a2").json()["metrics"] == {
+        "users": 0, "active_users_7d": 0, "active_users_30d": 0, "events_30d": 0,
+        "events_prev_30d": 0, "last_seen": None}
 
 
 def test_one_user(api):
@@ -506,7 +510,8 @@ def test_openapi_documents_every_route(app, live_server):
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     expanded = {(p.replace("{collection}", c).replace("{record_id}", "{" + k + "}"), m)
                 for p, m in routes
-                for c, k in (("accounts", "account_id"), ("users", "user_id"), ("events", "event_id"))}
+                for c, k in (("accounts", "account_id"), ("users", "user_id"),
+                             ("events", "event_id"))}
     assert expanded == documented
 
 
