@@ -326,6 +326,8 @@ RESPONSES = {
     "Unauthorized": "Missing, invalid or revoked API key.",
     "NotFound": "No such record in this workspace.",
     "TooLarge": "More rows or bytes than the limits (1,000 rows, 4 MiB by default).",
+    "TooManyRequests": "The key's rate limit is spent (CORRELATED_RATE_LIMIT, 6,000 requests a "
+                       "minute by default): wait the seconds in Retry-After.",
 }
 
 
@@ -353,7 +355,11 @@ def openapi() -> dict[str, Any]:
         "summary": "This OpenAPI document", "operationId": "openapi", "security": [],
         "responses": {"200": {"description": "OpenAPI 3 document",
                               "content": json_content({"type": "object"})}}}})
-    return spec.to_dict()
+    document = spec.to_dict()
+    for operations in document["paths"].values():  # every API request counts against the limit
+        for operation in operations.values():
+            operation["responses"]["429"] = {"$ref": "#/components/responses/TooManyRequests"}
+    return document
 
 
 def _components(spec: APISpec) -> None:
