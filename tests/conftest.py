@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from correlated.auth import issue_key
 from correlated.extensions import db as _db
 from correlated.models import Workspace
 from correlated.workspaces import create_workspace
+
+from .servers import free_port
 
 POSTGRES_URL = os.environ.get("CORRELATED_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -160,7 +161,7 @@ def workspace(tenant) -> Workspace:
 @pytest.fixture
 def live_server(app) -> Iterator[str]:
     """The app behind a real HTTP server on a loopback port; yields its base URL."""
-    server = make_server("127.0.0.1", _free_port(), app, threaded=True)
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
     # A short poll interval: shutdown() waits up to one interval, for every test using this.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
@@ -170,7 +171,12 @@ def live_server(app) -> Iterator[str]:
     thread.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def fresh_g(app) -> None:
+    """Each test-client request its own `g` (so its own signed-in member), as under a server:
+    the `app` fixture keeps one app context open, which every request would otherwise share."""
+    from flask import g
+
+    @app.teardown_request
+    def forget(_exc):
+        g.__dict__.clear()

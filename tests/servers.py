@@ -21,34 +21,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(url: str, timeout: float = 60, process: subprocess.Popen | None = None) -> bool:
+    """Until `url` answers 200 (a worker's first request imports pandas: read timeouts too)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            if requests.get(url, timeout=5).status_code == 200:
+                return True
+        except requests.RequestException:
+            time.sleep(0.1)
+    return False
+
+
 class Gunicorn:
     """`gunicorn -w N wsgi:app` against `database_url`; start, kill -9 workers or all, restart."""
 
-    def __init__(self, database_url: str, folder: Path, workers: int = 2, **env: str):
+    def __init__(self, database_url: str, folder: Path, workers: int = 2,
+                 args: tuple[str, ...] = (), **env: str):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workers = workers
+        self.args = args
         self.log = folder / "gunicorn.log"
         self.env = {**os.environ, "CORRELATED_DATABASE_URL": database_url,
                     "CORRELATED_SECRET_KEY": "gunicorn-test", **env}
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 60) -> None:
+        # No control socket: parallel test runs would all claim ~/.gunicorn/gunicorn.ctl.
         command = [str(BIN / "gunicorn"), "-w", str(self.workers), "-b",
-                   f"127.0.0.1:{self.port}", "--graceful-timeout", "2", "wsgi:app"]
+                   f"127.0.0.1:{self.port}", "--graceful-timeout", "2", "--no-control-socket",
+                   *self.args, "wsgi:app"]
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError("gunicorn did not start:\n" + self.log.read_text()[-3000:])
+        if not wait_for(self.base + "/healthz", timeout, self.process):
+            self.kill_all()
+            raise AssertionError("gunicorn did not start:\n" + self.log.read_text()[-3000:])
 
     def worker_pids(self) -> list[int]:
         assert self.process is not None

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from correlated.auth import verify_key
 from correlated.models import Account, Event, Field, Member, User, Workspace
 
-from .conftest import _free_port
+from .servers import free_port as _free_port, wait_for
 
 
 def test_workspace_create_and_keys_lifecycle(db, runner):
@@ -82,7 +82,7 @@ def test_serve_sets_up_a_first_workspace_and_serves(database_url, tmp_path):
         assert re.search(r"Login:\s+admin@example.com", output)
         assert f"http://127.0.0.1:{port}/" in output
         base = f"http://127.0.0.1:{port}"
-        _wait_for(base + "/healthz")
+        assert wait_for(base + "/healthz")
         assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
     finally:
         process.send_signal(signal.SIGTERM)
@@ -105,14 +105,3 @@ def _read_until(process, marker, timeout=60):
         if marker in line:
             return "".join(lines)
     raise AssertionError("serve did not print %r:\n%s" % (marker, "".join(lines)))
-
-
-def _wait_for(url, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")

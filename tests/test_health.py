@@ -3,7 +3,6 @@ import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
 
 from correlated import MIGRATIONS, create_app
-from correlated.extensions import db as _db
 
 TABLES = {"workspaces", "members", "api_keys", "fields", "accounts", "users", "events",
           "daily_activity", "ingest_log", "webhook_connections"}

@@ -21,11 +21,10 @@ from correlated import ROOT, create_app
 from correlated.extensions import db as _db
 from correlated.ingest import Options, ingest
 from correlated.observability import JsonFormatter
-from tests.conftest import _free_port
+from tests.servers import Gunicorn, free_port as _free_port, wait_for
 from tests.test_cli import _read_until
 from tests.test_dashboard import login
 
-PYTHON_BIN = Path(sys.executable).parent
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -152,38 +151,21 @@ def _cli(env: dict, *args: str) -> str:
     return done.stdout
 
 
-class Gunicorn:
+class Server(Gunicorn):
     """`gunicorn -w 2 wsgi:app` on a migrated SQLite file, with multiprocess metrics."""
 
     def __init__(self, folder: Path):
-        self.folder = folder
         metrics = folder / "metrics"
         metrics.mkdir()
-        self.env = {**os.environ, "CORRELATED_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite'}",
-                    "CORRELATED_SECRET_KEY": "gunicorn-test",
-                    "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+        self.access_log = folder / "access.log"
+        super().__init__(f"sqlite:///{folder / 'db.sqlite'}", folder, workers=2,
+                         args=("--access-logfile", str(self.access_log)),
+                         PROMETHEUS_MULTIPROC_DIR=str(metrics))
+        self.error_log = self.log  # gunicorn's own log and our JSON lines
         _cli(self.env, "db", "upgrade")
         _cli(self.env, "workspace", "create", "acme", "--admin-email", "a@acme.io",
              "--admin-password", "long enough password")
         self.key = _cli(self.env, "keys", "create", "--workspace", "acme").split()[-1]
-        self.base = f"http://127.0.0.1:{_free_port()}"
-        self.access_log, self.error_log = folder / "access.log", folder / "error.log"
-
-    def start(self) -> None:
-        command = [str(PYTHON_BIN / "gunicorn"), "-w", "2", "-b", self.base[7:],
-                   "--no-control-socket", "--access-logfile", str(self.access_log), "wsgi:app"]
-        with open(self.error_log, "w") as errors:  # gunicorn's own log and our JSON lines
-            self.process = subprocess.Popen(command, env=self.env, cwd=ROOT, stderr=errors,
-                                            stdout=subprocess.DEVNULL)
-        try:
-            _wait_for(self.base + "/healthz")
-        except AssertionError:
-            self.stop()
-            raise AssertionError("gunicorn did not start:\n" + self.error_log.read_text())
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(20)
 
     def request_lines(self) -> list[dict]:
         lines = [json.loads(line) for line in self.error_log.read_text().splitlines()
@@ -193,13 +175,13 @@ class Gunicorn:
 
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory):
-    server = Gunicorn(tmp_path_factory.mktemp("gunicorn"))
+    server = Server(tmp_path_factory.mktemp("gunicorn"))
     server.start()
     yield server
     server.stop()
 
 
-def _post_accounts(server: Gunicorn, numbers: range) -> list[int]:
+def _post_accounts(server: Server, numbers: range) -> list[int]:
     def post(n: int) -> int:
         body = {"account_id": f"a{n}", "name": f"Account {n}"}
         return requests.post(server.base + "/api/v1/accounts", json=body, timeout=30,
@@ -266,7 +248,7 @@ def test_serve_clears_old_metrics_and_keeps_queries_out_of_its_access_log(tmp_pa
     try:
         output.append(_read_until(process, "API key:"))
         key = re.search(r"API key:\s+(cor_\S+)", output[0]).group(1)
-        _wait_for(base + "/healthz")
+        assert wait_for(base + "/healthz")
         response = requests.post(f"{base}/hightouch/webhook?object=account&token={key}",
                                  json=[{"account_id": "a1", "name": "Acme"}], timeout=10)
         assert response.status_code == 201
@@ -279,14 +261,3 @@ def test_serve_clears_old_metrics_and_keeps_queries_out_of_its_access_log(tmp_pa
     assert '"POST /hightouch/webhook HTTP/1.1" 201' in text  # the access line, without its query
     assert key not in text.split(key, 1)[1]  # printed once at first run, never logged
 
-
-def _wait_for(url: str, timeout: float = 60) -> None:
-    """Until `url` answers 200 (a worker's first request imports pandas: read timeouts too)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
