@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from . import rollups
-from .models import Account, DailyActivity, User
+from .models import Account, User
 from .rollups import ACT, Periods, _sum_if
 
 OPERATORS = {"eq": "is", "ne": "is not", "contains": "contains", "gt": "greater than",
