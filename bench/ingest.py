@@ -395,7 +395,9 @@ def markdown(measures: list[Measure], args: argparse.Namespace) -> str:
         "",
         f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with `python bench/ingest.py "
         f"--rounds {args.rounds} --write` on {machine()}. Each figure is the best of "
-        f"{args.rounds} round(s); other work on the machine makes single runs vary by +-30%.",
+        f"{args.rounds} round(s). The machine was shared with other work (1-minute load "
+        f"average {args.load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), "
+        "which moves single runs by +-30%: read the ratios more than the rates.",
         "",
         "| database | HTTP API (rows/s) | raw bulk insert | raw (rows/s) | HTTP / raw |",
         "| --- | ---: | --- | ---: | ---: |",
@@ -444,7 +446,8 @@ WHERE_THE_TIME_GOES = [
     "- **The unit of work.** Each request is its own transaction, as it must be (a request "
     "is accepted or rolled back as a whole). The raw insert with a commit per 1,000 rows "
     "shows what that alone costs: on SQLite it runs at well under half the speed of one big "
-    "transaction, and the HTTP path gets most of the way to it.",
+    "transaction, and the HTTP path reaches about half of that; on PostgreSQL a commit per "
+    "batch costs far less.",
     "- **SQLite**: each event lands at a random place in five `events` indexes and three "
     "`daily_activity` indexes, so a 1,000-event commit dirties 4,000-6,000 distinct 4 KiB "
     "pages, and WAL mode writes each one whole (about 20 MB per batch once the table holds "
@@ -532,6 +535,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40, help="functions to show when profiling")
     args = parser.parse_args()
     rows = make_events(args.events)
+    args.load_before = os.getloadavg()[0]
     if args.profile:
         profile(rows, args)
         return
