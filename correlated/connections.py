@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from . import fields
-from .ingest import Options, Rejection
+from .ingest import Options, Rejection, check_json
 from .ingest_log import keepable
 from .models import Account, User, WebhookConnection, utcnow
 
@@ -493,7 +493,14 @@ def _fold(column: str, value: str | None) -> str | None:
     return value.lower() if value is not None and column == "email" else value
 
 
+def _storable(values: Iterable[str]) -> list[str]:
+    """The values a text column can hold: one with a NUL or a lone surrogate matches no record
+    (and would fail the query); the engine names the problem when the row gets there."""
+    return [v for v in values if not check_json(v)]
+
+
 def _existing_ids(session: Session, workspace_id: int, obj: str, ids: list[str]) -> set[str]:
+    ids = _storable(ids)
     if not ids:
         return set()
     model = Account if obj == "account" else User
@@ -505,7 +512,7 @@ def _existing_ids(session: Session, workspace_id: int, obj: str, ids: list[str])
 def _ids_by(session: Session, workspace_id: int, obj: str, column: str, values: list[str],
             custom: bool = False) -> dict[str, list[str]]:
     """value -> IDs of the live records having it, in ONE query for the whole batch."""
-    wanted = sorted({_fold(column, v) for v in values})
+    wanted = sorted({_fold(column, v) for v in _storable(values)})
     if not wanted:
         return {}
     model = Account if obj == "account" else User

@@ -175,7 +175,10 @@ def parse_timestamp(value: Any) -> datetime:
             ) from None
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+            raise Invalid(f"out of range once converted to UTC: {describe(value)}") from None
     raise Invalid(f"expected ISO 8601 or epoch seconds/milliseconds, got {describe(value)}")
 
 

@@ -232,6 +232,9 @@ def _record(index: int, row: Any, batch: Batch, aliases: dict[str, str], catalog
     if not isinstance(row, dict):
         raise RowError([f"row: expected a JSON object, got {fields.describe(row)}"])
     obj, operation = batch.object, batch.operation
+    unstorable = next((key for key in row if check_json(key)), None)
+    if unstorable is not None:  # before nesting: no reason may carry the key itself
+        raise RowError([f"{ascii(unstorable)[1:-1]}: column name {check_json(unstorable)}"])
     core, rest, reasons = _split(nest(row), aliases)
     _defaults(obj, core, options)
     row_id = _core_values(obj, operation, core, reasons)
@@ -266,6 +269,9 @@ def nest(row: dict[str, Any]) -> dict[str, Any]:
         if parts[-1] in target and isinstance(target[parts[-1]], dict) != isinstance(value, dict):
             raise RowError([f"{key}: conflicts with another column nesting into {parts[-1]!r}"])
         if isinstance(value, dict) and isinstance(target.get(parts[-1]), dict):
+            problem = check_json(value)  # merging recurses as deep as the value goes
+            if problem:
+                raise RowError([f"{key}: {problem}"])
             target[parts[-1]] = merge_patch(target[parts[-1]], value)
         else:
             target[parts[-1]] = value
@@ -326,12 +332,21 @@ def _core_values(obj: str, operation: str, core: dict[str, Any], reasons: list[s
             reasons.append(f"{key}: {exc}")
             core[key] = None
     row_id = core.get(ID_FIELD[obj])
-    if row_id is None and obj != "event":
+    named = any(r.startswith(f"{ID_FIELD[obj]}:") for r in reasons)  # given, but not valid
+    if row_id is None and obj != "event" and not named:
         reasons.insert(0, f"{ID_FIELD[obj]}: required")
     return row_id
 
 
 def _core_value(key: str, value: Any) -> Any:
+    typed = _core_typed(key, value)
+    problem = check_json(typed) if isinstance(typed, str) else None
+    if problem:  # NUL and lone surrogates: neither database stores them in a text column
+        raise Invalid(problem)
+    return typed
+
+
+def _core_typed(key: str, value: Any) -> Any:
     if key in ("account_id", "user_id", "event_id"):
         return fields.to_identifier(value)
     if key == "timestamp":
@@ -342,8 +357,6 @@ def _core_value(key: str, value: Any) -> Any:
     limit = 255 if key == "event" else 512  # the events.event column is VARCHAR(255)
     if len(text) > limit:
         raise Invalid(f"longer than {limit} characters")
-    if "\x00" in text:
-        raise Invalid("contains a NUL character")
     return text
 
 

@@ -13,6 +13,9 @@ from .extensions import db
 from .models import Workspace
 
 BATCH_KEYS = ("batch", "rows", "data", "records")
+# Deeper than any sync sends (the engine stores values nested up to 32 levels), and shallow
+# enough that adapters may recurse over a body (merging, measuring) without a RecursionError.
+MAX_NESTING = 256
 
 
 def raw_body() -> bytes:
@@ -39,6 +42,13 @@ def json_body(require_content_type: bool = False) -> Any:
     data = raw_body()
     if not data.strip():
         raise ApiError(400, "body: empty; expected JSON")
+    body = parse_json(data)
+    if too_deep(body, MAX_NESTING):
+        raise ApiError(400, f"body: arrays and objects nested deeper than {MAX_NESTING} levels")
+    return body
+
+
+def parse_json(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -49,6 +59,19 @@ def json_body(require_content_type: bool = False) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"body: not valid JSON ({exc})") from None
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def rows_of(body: Any, keys: tuple[str, ...] = BATCH_KEYS) -> list[Any]:
