@@ -128,6 +128,8 @@ def _name(value: Any, errors: dict[str, str]) -> str:
         errors["name"] = "required"
     elif len(text) > NAME_MAX:
         errors["name"] = f"longer than {NAME_MAX} characters"
+    elif check_json(text):
+        errors["name"] = check_json(text)
     return text
 
 
@@ -156,6 +158,8 @@ def _mapping(obj: str, mapping: Any, errors: dict[str, str]) -> dict[str, str]:
                                         f"(expected {', '.join(MAPPING_KEYS[obj])})")
         elif value is not None and not isinstance(value, str):
             errors[f"mapping.{key}"] = "expected text"
+        elif value and check_json(value):
+            errors[f"mapping.{key}"] = check_json(value)
         elif value and value.strip():
             clean[key] = value.strip()
     if bool(clean.get("match_property")) != bool(clean.get("match_field")):

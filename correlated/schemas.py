@@ -15,7 +15,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate
 
 from . import fields as catalog
-from .ingest import OPERATIONS
+from .ingest import OPERATIONS, check_json
 
 API_PREFIX = "/api/v1"
 API_VERSION = "1.0.0"
@@ -58,6 +58,13 @@ def identifier(description: str, allow_none: bool = False, **kwargs: Any) -> fie
         shape = [{**alternative, "nullable": True} for alternative in shape]
     return fields.Raw(metadata={"description": description, "anyOf": shape},
                       allow_none=allow_none, **kwargs)
+
+
+def storable(value: str) -> None:
+    """No NUL, no lone surrogate: neither database keeps one in a text column."""
+    problem = check_json(value)
+    if problem:
+        raise ValidationError(problem)
 
 
 def text(description: str, **kwargs: Any) -> fields.String:
@@ -222,11 +229,11 @@ class FieldIn(Schema):
     object = fields.String(validate=validate.OneOf(catalog.CORE), metadata={
         "description": "account, user or event; may be given as ?object= instead."})
     key = fields.String(required=True, validate=[
-        validate.Length(min=1, max=catalog.KEY_MAX),
+        validate.Length(min=1, max=catalog.KEY_MAX), storable,
         validate.Regexp(r"^[^\x00-\x1f]*$", error="must not contain control characters"),
         _key_shape,
     ], metadata={"description": "The column name syncs will use; no '__' (that nests)."})
-    label = fields.String(validate=validate.Length(min=1, max=128), metadata={
+    label = fields.String(validate=[validate.Length(min=1, max=128), storable], metadata={
         "description": "Shown in the dashboard; derived from the key when absent."})
     type = fields.String(required=True, validate=validate.OneOf(catalog.TYPES))
 

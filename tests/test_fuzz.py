@@ -593,3 +593,26 @@ def test_bodies_nested_past_the_limit_are_refused_whole(name, sender):
     assert response.status_code == 400
     assert error_messages(response)[-1].endswith(
         "body: arrays and objects nested deeper than 256 levels")
+
+
+@pytest.mark.parametrize("method,path,body,status,error", [
+    ("POST", "/webhooks/\x00", [], 404, "path: no address contains a NUL character"),
+    ("GET", "/api/v1/connections/a\x00", None, 404, "path: no address contains a NUL"),
+    ("POST", "/api/v1/fields", {"object": "account", "key": "k\ud800", "type": "STRING"}, 422,
+     "body: key: contains invalid unicode (a lone surrogate)"),
+    ("POST", "/api/v1/fields", {"object": "account", "key": "k", "label": "l\x00",
+                                "type": "STRING"}, 422, "body: label: contains a NUL character"),
+    ("POST", "/api/v1/connections", {"object": "account", "name": "n\ud800"}, 422, None),
+    ("POST", "/api/v1/connections", {"object": "account", "name": "n",
+                                     "mapping": {"id_field": "a\x00"}}, 422, None),
+])
+def test_unstorable_text_outside_rows_is_refused_by_name(client, tenant, method, path, body,
+                                                          status, error):
+    response = client.open(path, method=method, data=None if body is None else to_json(body),
+                           headers={**tenant.headers, "Content-Type": "application/json"})
+    assert response.status_code == status  # each was a 500 on PostgreSQL (and most on SQLite)
+    answer = response.get_json()
+    if error:
+        assert answer["error"].startswith(error), answer
+    else:
+        assert set(answer["errors"]) & {"name", "mapping.id_field"}, answer
