@@ -1,0 +1,386 @@
+"""Tenant isolation, route by route: workspace A's credentials on workspace B's objects.
+
+PROBES is a table with at least one request for every route of the app (a route missing from it
+fails `test_every_route_is_in_the_table`). Each probe runs with A's API key or A's signed-in
+admin against B's account, user, event, field, connection, ingest-log entry, API key or member:
+the answer is the expected status (404 for B's objects, or A's own empty view), B's names, IDs
+and values never appear in it, and nothing of B changes. Where A gets a 404, B's own credentials
+on the same request must reach the object, so a 404 is isolation, not a broken probe.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from correlated.auth import add_member, revoke_keys
+from correlated.connections import create_connection, keep_payload
+from correlated.ingest import ingest
+from correlated.models import (Account, ApiKey, Event, Field, IngestLog, Member, User,
+                               WebhookConnection)
+
+B_ROWS = {
+    "account": [{"account_id": "b-acct", "name": "Globex Secret Co", "plan": "globex-plan-secret",
+                 "globex_secret_field": "globex-field-value"},
+                {"account_id": "b-hidden", "name": "Globex Hidden Inc"}],
+    "user": [{"user_id": "b-user", "email": "spy@globex.example", "account_id": "b-acct",
+              "title": "globex-title-secret"},
+             {"user_id": "b-hidden-user", "email": "hidden@globex.example"}],
+    "event": [{"event_id": "b-event", "event": "Globex Secret Event", "user_id": "b-user",
+               "globex_prop": "globex-prop-value"}],
+}
+
+
+@dataclass
+class World:
+    """Workspace A (the caller) and B (the target), with B's object IDs and telltale strings."""
+
+    a: Any
+    b: Any
+    ids: dict[str, str]
+    markers: set[str] = field(default_factory=set)
+
+
+@pytest.fixture
+def world(db, tenant, other_tenant, fresh_g) -> World:
+    b = other_tenant
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
+    for obj, rows in B_ROWS.items():
+        rows = [{**r, "timestamp": yesterday} if obj == "event" else r for r in rows]
+        assert not ingest(db.session, b.workspace, obj, "upsert" if obj != "event" else "insert",
+                          rows).rejected
+    label = db.session.get(Field, (b.id, "account", "globex_secret_field"))
+    label.label = "Globex Secret Label"
+    connection = create_connection(db.session, b.id, "Globex Secret Connection", "account",
+                                   mapping={"id_field": "id"})
+    keep_payload(connection, {"note": "globex-payload-value"})
+    add_member(db.session, b.workspace, "bob@globex.example", "globex password 1", role="member")
+    db.session.commit()
+    key = db.session.scalars(sa.select(ApiKey).where(ApiKey.workspace_id == b.id)).one()
+    log = db.session.scalars(sa.select(IngestLog).where(IngestLog.workspace_id == b.id)).first()
+    ids = {"conn": connection.id, "key": key.id, "log": log.id}
+    markers = {"Globex Secret Co", "globex-plan-secret", "b-acct", "b-hidden", "Globex Hidden Inc",
+               "spy@globex.example", "hidden@globex.example", "b-user", "globex-title-secret",
+               "b-event", "Globex Secret Event", "globex-prop-value", "globex_secret_field",
+               "Globex Secret Label", "globex-field-value", "Globex Secret Connection",
+               "globex-payload-value", connection.auth_token, connection.id, key.id, key.prefix,
+               log.id, "bob@globex.example", b.admin_email, b.key}
+    return World(tenant, b, ids, markers)
+
+
+# --- the table --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Probe:
+    """One request: the route it covers, how it authenticates, what A may get back."""
+
+    endpoint: str
+    method: str
+    path: str
+    kind: str  # key: A's API key | member: A's signed-in admin | public | connection
+    expect: tuple[int, ...]
+    json: Any = None
+    form: dict[str, str] | None = None
+    control: bool = False  # B's own credentials reach the object (expected: not 401/404)
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def key(endpoint, method, path, expect, json=None, control=False) -> Probe:
+    return Probe(endpoint, method, path, "key", expect, json=json, control=control)
+
+
+def member(endpoint, method, path, expect, form=None, control=False) -> Probe:
+    return Probe(endpoint, method, path, "member", expect, form=form, control=control)
+
+
+def rpc(method: str, **params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+
+
+UPDATE_B = {"object": "account", "mode": "update",
+            "identifierMapping": [{"from": "id", "to": "account_id"}],
+            "mappings": [{"from": "name", "to": "name"}]}
+CENSUS_UPDATE = {"object": "account", "operation": "update"}
+NOT_FOUND = (404,)
+
+PROBES = [
+    # REST API: B's IDs are unknown in A's workspace; writes land in A's own namespace.
+    key("api.write", "POST", "/api/v1/accounts?mode=update", (422,),
+        [{"account_id": "b-acct", "name": "Hijacked"}]),
+    key("api.write", "POST", "/api/v1/events?mode=remove", (200,), [{"event_id": "b-event"}]),
+    key("api.list_records", "GET", "/api/v1/accounts?include_archived=true", (200,)),
+    key("api.list_records", "GET", "/api/v1/users?account_id=b-acct", (200,)),
+    key("api.list_records", "GET", "/api/v1/events?format=csv", (200,)),
+    key("api.get_record", "GET", "/api/v1/accounts/b-acct", NOT_FOUND, control=True),
+    key("api.get_record", "GET", "/api/v1/users/b-user", NOT_FOUND, control=True),
+    key("api.get_record", "GET", "/api/v1/events/b-event", NOT_FOUND, control=True),
+    key("api.delete_record", "DELETE", "/api/v1/accounts/b-acct", NOT_FOUND, control=True),
+    key("api.delete_record", "DELETE", "/api/v1/events/b-event", NOT_FOUND, control=True),
+    key("api.list_fields", "GET", "/api/v1/fields", (200,)),
+    key("api.create_field", "POST", "/api/v1/fields",
+        (201,), {"object": "account", "key": "mine_from_api", "type": "STRING"}),
+    Probe("api.openapi", "GET", "/api/v1/openapi.json", "public", (200,)),
+    key("connections_api.list_all", "GET", "/api/v1/connections", (200,)),
+    key("connections_api.create", "POST", "/api/v1/connections", (201,),
+        {"name": "Mine", "object": "account"}),
+    key("connections_api.show", "GET", "/api/v1/connections/{conn}", NOT_FOUND, control=True),
+    key("connections_api.update", "PATCH", "/api/v1/connections/{conn}", NOT_FOUND,
+        {"name": "Hijacked"}, control=True),
+    key("connections_api.update", "PUT", "/api/v1/connections/{conn}", NOT_FOUND,
+        {"enabled": True}, control=True),
+    key("connections_api.rotate", "POST", "/api/v1/connections/{conn}/rotate-token", NOT_FOUND,
+        control=True),
+    key("connections_api.delete", "DELETE", "/api/v1/connections/{conn}", NOT_FOUND,
+        control=True),
+    # Sync tools and SDKs: A's catalog, A's records; B's stay as they are.
+    key("hightouch.endpoint", "POST", "/hightouch/rpc", (200,),
+        rpc("list_fields", object="account")),
+    key("hightouch.endpoint", "POST", "/hightouch/rpc", (200,),
+        rpc("change", idColumn="id", configuration=UPDATE_B,
+            rows=[{"id": "b-acct", "name": "Hijacked"}])),
+    key("census.endpoint", "POST", "/census/rpc", (200,), rpc("list_fields", object="account")),
+    key("census.endpoint", "POST", "/census/rpc", (200,),
+        rpc("sync_batch", sync_plan=CENSUS_UPDATE,
+            records=[{"account_id": "b-acct", "name": "Hijacked"}])),
+    key("webhooks.hightouch_webhook", "DELETE", "/hightouch/webhook?object=account", (204,),
+        [{"account_id": "b-acct"}]),
+    key("webhooks.hightouch_webhook", "POST", "/hightouch/webhook?object=account", (201,),
+        [{"account_id": "b-acct", "name": "Hijacked"}]),
+    Probe("webhooks.connection_webhook", "POST", "/webhooks/{conn}", "connection", (401,),
+          json=[{"id": "b-acct", "name": "Hijacked"}], control=True),
+    Probe("webhooks.connection_webhook", "DELETE", "/webhooks/{conn}", "connection", (401,),
+          json=[{"id": "b-acct"}], control=True),
+    key("segment.receive", "POST", "/v1/group", (200,),
+        {"groupId": "b-acct", "traits": {"name": "Hijacked"}}),
+    key("segment.receive", "POST", "/v1/batch", (200,), {"batch": [
+        {"type": "identify", "userId": "b-user", "traits": {"title": "Hijacked"}},
+        {"type": "track", "userId": "b-user", "event": "Globex Secret Event"}]}),
+    Probe("health.healthz", "GET", "/healthz", "public", (200,)),
+    Probe("metrics.metrics", "GET", "/metrics", "public", (200,)),
+    Probe("static", "GET", "/static/css/app.css", "public", (200,)),
+    # The dashboard, signed in as A's admin.
+    Probe("dashboard.login", "GET", "/login", "public", (200,)),
+    Probe("dashboard.login", "POST", "/login", "public", (401,),
+          form={"email": "admin@globex.example", "password": "a guess"}),
+    member("dashboard.logout", "POST", "/logout", (302,)),
+    member("dashboard.index", "GET", "/", (200,)),
+    member("dashboard.accounts", "GET", "/accounts?q=Globex", (200,)),
+    member("dashboard.accounts", "GET", "/accounts?format=csv", (200,)),
+    member("dashboard.account", "GET", "/accounts/b-acct", NOT_FOUND, control=True),
+    member("dashboard.users", "GET", "/users?format=csv", (200,)),
+    member("dashboard.user", "GET", "/users/b-user", NOT_FOUND, control=True),
+    member("dashboard.events", "GET", "/events?event=Globex+Secret+Event", (200,)),
+    member("dashboard.fields", "GET", "/fields?object=account", (200,)),
+    member("dashboard.create_field", "POST", "/fields", (302,),
+           {"object": "account", "key": "mine_from_form", "label": "Mine", "type": "STRING"}),
+    member("dashboard.rename_field", "POST", "/fields/account/globex_secret_field/label",
+           NOT_FOUND, {"label": "Hijacked"}, control=True),
+    member("dashboard.connections", "GET", "/connections", (200,)),
+    member("dashboard.create_connection", "POST", "/connections", (302,),
+           {"name": "Mine", "object": "account", "behavior": "upsert"}),
+    member("dashboard.connection", "GET", "/connections/{conn}", NOT_FOUND, control=True),
+    member("dashboard.connection_settings", "POST", "/connections/{conn}/settings", NOT_FOUND,
+           {"name": "Hijacked", "behavior": "upsert", "enabled": "y"}, control=True),
+    member("dashboard.connection_mapping", "POST", "/connections/{conn}/mapping", NOT_FOUND,
+           {"wrapper": "", "id_field": "hijack"}, control=True),
+    member("dashboard.connection_rotate", "POST", "/connections/{conn}/rotate", NOT_FOUND,
+           control=True),
+    member("dashboard.connection_delete", "POST", "/connections/{conn}/delete", NOT_FOUND,
+           control=True),
+    member("dashboard.ingest_log_entry", "GET", "/connections/log/{log}", NOT_FOUND,
+           control=True),
+    member("dashboard.keys", "GET", "/settings/keys", (200,)),
+    member("dashboard.create_key", "POST", "/settings/keys", (201,), {"name": "mine"}),
+    member("dashboard.revoke_key", "POST", "/settings/keys/{key}/revoke", NOT_FOUND,
+           control=True),
+    member("dashboard.members", "GET", "/settings/members", (200,)),
+    member("dashboard.invite_member", "POST", "/settings/members", (302,),
+           {"email": "new@acme.example", "password": "a long password", "role": "member"}),
+    member("dashboard.remove_member", "POST", "/settings/members/bob@globex.example/remove",
+           NOT_FOUND, control=True),
+]
+
+
+def routes(app) -> set[tuple[str, str]]:
+    return {(rule.endpoint, method) for rule in app.url_map.iter_rules()
+            for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+def test_every_route_is_in_the_table(app):
+    covered = {(p.endpoint, p.method) for p in PROBES}
+    assert routes(app) - covered == set(), "add a probe for each new route to PROBES"
+    assert covered - routes(app) == set(), "a probe names a route that no longer exists"
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+def token_of(html: str) -> str:
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+def signed_in(app, email: str, password: str):
+    """A browser session of this member, and its CSRF token."""
+    client = app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": password,
+                                           "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client, token_of(client.get("/settings/keys").get_data(as_text=True))
+
+
+class Sender:
+    """Sends probes as A (or as B, for the control), signing each admin in once: sign-ins are
+    rate-limited per address, and a real admin keeps one session too."""
+
+    def __init__(self, app, db, world: World):
+        self.app, self.db, self.world = app, db, world
+        self.sessions: dict[bool, tuple] = {}
+
+    def __call__(self, probe: Probe, as_b: bool = False):
+        world = self.world
+        path = probe.path.format(**world.ids)
+        if probe.kind == "member":
+            client, token = self.session(as_b)
+            return client.open(path, method=probe.method,
+                               data={**(probe.form or {}), "csrf_token": token})
+        client = self.app.test_client()
+        if probe.kind == "public" and probe.form is not None:
+            token = token_of(client.get("/login").get_data(as_text=True))
+            return client.open(path, method=probe.method, data={**probe.form, "csrf_token": token})
+        if probe.kind == "public":
+            return client.open(path, method=probe.method)
+        return client.open(path, method=probe.method, json=probe.json,
+                           headers={"Authorization": self.credential(probe, as_b)})
+
+    def session(self, as_b: bool) -> tuple:
+        if as_b not in self.sessions:
+            who = self.world.b if as_b else self.world.a
+            self.sessions[as_b] = signed_in(self.app, who.admin_email, who.admin_password)
+        return self.sessions[as_b]
+
+    def credential(self, probe: Probe, as_b: bool) -> str:
+        if probe.kind == "connection" and as_b:  # the connection's own header value
+            return self.db.session.get(WebhookConnection,
+                                       (self.world.b.id, self.world.ids["conn"])).auth_token
+        return f"Bearer {(self.world.b if as_b else self.world.a).key}"
+
+
+def snapshot(db, workspace_id: int) -> dict[str, list]:
+    """Everything of a workspace a request might change, as plain values."""
+    db.session.rollback()
+    tables = {Account: ("account_id", "name", "traits", "archived_at"),
+              User: ("user_id", "email", "account_id", "traits", "archived_at"),
+              Event: ("event_id", "event", "properties"), Field: ("object", "key", "label", "type"),
+              WebhookConnection: ("id", "name", "enabled", "auth_token", "mapping",
+                                  "latest_payload"),
+              ApiKey: ("id", "revoked_at"), Member: ("email", "role")}
+    return {model.__name__: sorted(
+        json.dumps([getattr(row, c) for c in columns], default=str) for row in db.session.scalars(
+            sa.select(model).where(model.workspace_id == workspace_id)))
+        for model, columns in tables.items()}
+
+
+def leaked(body: str, probe: Probe, world: World) -> set[str]:
+    """B's telltale strings in a response body, except those the request itself carried."""
+    sent = probe.path.format(**world.ids) + json.dumps(probe.json) + json.dumps(probe.form)
+    return {m for m in world.markers if m in body and m not in sent}
+
+
+def problems(send: Sender, probe: Probe) -> list[str]:
+    """What went wrong with one probe (nothing, when B stayed out of reach)."""
+    db, world = send.db, send.world
+    before = snapshot(db, world.b.id)
+    response = send(probe)
+    body = response.get_data(as_text=True)
+    response.close()
+    found = []
+    if response.status_code not in probe.expect:
+        found.append(f"status {response.status_code}: {body[:300]}")
+    if leaked(body, probe, world):
+        found.append(f"B's data in the answer: {sorted(leaked(body, probe, world))}")
+    if snapshot(db, world.b.id) != before:
+        found.append("B's data changed")
+    if probe.control:  # the same request with B's credentials does reach B's object
+        control = send(probe, as_b=True)
+        control.close()
+        if control.status_code in (401, 403, 404):
+            found.append(f"B's own request got {control.status_code}: the probe misses B")
+    return [f"{probe.id}: {problem}" for problem in found]
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+def changes_b(probe: Probe) -> bool:
+    """B's own control request of this probe changes B (so it needs a world of its own)."""
+    return probe.control and probe.method != "GET"
+
+
+# Reads first: A's own writes (a webhook creating A's "b-acct") must not answer A's reads.
+SHARED = sorted((p for p in PROBES if not changes_b(p)),
+                key=lambda p: (p.method != "GET", p.endpoint == "dashboard.logout"))
+ALONE = [p for p in PROBES if changes_b(p)]
+
+
+def test_workspace_a_never_reaches_workspace_b(app, db, world):
+    send = Sender(app, db, world)
+    found = [problem for probe in SHARED for problem in problems(send, probe)]
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize("probe", ALONE, ids=[p.id for p in ALONE])
+def test_workspace_a_never_changes_workspace_b(app, db, world, probe):
+    found = problems(Sender(app, db, world), probe)
+    assert found == [], "\n".join(found)
+
+
+KEY_PROBES = [p for p in PROBES if p.kind == "key"]
+
+
+def test_a_revoked_key_fails_on_every_key_route(app, db, world):
+    assert revoke_keys(db.session, world.a.key[:12], workspace_id=world.a.id) == 1
+    db.session.commit()
+    send = Sender(app, db, world)
+    for probe in KEY_PROBES:
+        response = send(probe)
+        assert response.status_code == 401, (probe.id, response.get_data(as_text=True))
+    assert {p.endpoint for p in KEY_PROBES} >= {
+        "api.write", "hightouch.endpoint", "census.endpoint", "segment.receive",
+        "webhooks.hightouch_webhook", "connections_api.create"}
+    census = app.test_client().post(f"/census/rpc?census_authentication={world.a.key}",
+                                    json=rpc("list_objects"))
+    webhook = app.test_client().post(f"/hightouch/webhook?token={world.a.key}", json=[])
+    assert (census.status_code, webhook.status_code) == (401, 401)
+
+
+def test_a_rotated_connection_token_fails(app, db, world):
+    old = db.session.get(WebhookConnection, (world.b.id, world.ids["conn"])).auth_token
+    client, token = signed_in(app, world.b.admin_email, world.b.admin_password)
+    assert client.post(f"/connections/{world.ids['conn']}/rotate",
+                       data={"csrf_token": token}).status_code == 302
+    response = app.test_client().post(f"/webhooks/{world.ids['conn']}", json=[{"id": "x"}],
+                                      headers={"Authorization": old})
+    assert response.status_code == 401
+
+
+DASHBOARD_PROBES = [p for p in PROBES if p.kind == "member"]
+
+
+def test_signed_out_dashboard_requests_go_to_the_login_page(app, db, world):
+    before = snapshot(db, world.a.id)
+    client = app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    for probe in DASHBOARD_PROBES:
+        path = probe.path.format(**world.ids)
+        data = {**(probe.form or {}), "csrf_token": token} if probe.method == "POST" else None
+        response = client.open(path, method=probe.method, data=data)
+        assert response.status_code == 302, (probe.id, response.status_code)
+        assert response.location.startswith("/login?next="), (probe.id, response.location)
+    assert snapshot(db, world.a.id) == before
