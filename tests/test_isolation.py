@@ -10,7 +10,6 @@ on the same request must reach the object, so a 404 is isolation, not a broken p
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,8 +20,9 @@ import sqlalchemy as sa
 from correlated.auth import add_member, revoke_keys
 from correlated.connections import create_connection, keep_payload
 from correlated.ingest import ingest
-from correlated.models import (Account, ApiKey, Event, Field, IngestLog, Member, User,
-                               WebhookConnection)
+from correlated.models import ApiKey, Field, IngestLog, WebhookConnection
+
+from .web import signed_in, snapshot, token_of
 
 B_ROWS = {
     "account": [{"account_id": "b-acct", "name": "Globex Secret Co", "plan": "globex-plan-secret",
@@ -222,20 +222,6 @@ def test_every_route_is_in_the_table(app):
 
 # --- sending ----------------------------------------------------------------------------------
 
-def token_of(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-
-
-def signed_in(app, email: str, password: str):
-    """A browser session of this member, and its CSRF token."""
-    client = app.test_client()
-    token = token_of(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": email, "password": password,
-                                           "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client, token_of(client.get("/settings/keys").get_data(as_text=True))
-
-
 class Sender:
     """Sends probes as A (or as B, for the control), signing each admin in once: sign-ins are
     rate-limited per address, and a real admin keeps one session too."""
@@ -271,21 +257,6 @@ class Sender:
             return self.db.session.get(WebhookConnection,
                                        (self.world.b.id, self.world.ids["conn"])).auth_token
         return f"Bearer {(self.world.b if as_b else self.world.a).key}"
-
-
-def snapshot(db, workspace_id: int) -> dict[str, list]:
-    """Everything of a workspace a request might change, as plain values."""
-    db.session.rollback()
-    tables = {Account: ("account_id", "name", "traits", "archived_at"),
-              User: ("user_id", "email", "account_id", "traits", "archived_at"),
-              Event: ("event_id", "event", "properties"), Field: ("object", "key", "label", "type"),
-              WebhookConnection: ("id", "name", "enabled", "auth_token", "mapping",
-                                  "latest_payload"),
-              ApiKey: ("id", "revoked_at"), Member: ("email", "role")}
-    return {model.__name__: sorted(
-        json.dumps([getattr(row, c) for c in columns], default=str) for row in db.session.scalars(
-            sa.select(model).where(model.workspace_id == workspace_id)))
-        for model, columns in tables.items()}
 
 
 def leaked(body: str, probe: Probe, world: World) -> set[str]:
