@@ -27,6 +27,8 @@ from correlated.connections import create_connection, update_connection
 from correlated.ingest import ingest
 from correlated.models import Account, Event, IngestLog, User
 
+from .summary import show
+
 TRIED: Counter[str] = Counter()
 SERVER_ERRORS: Counter[str] = Counter()
 IDS = itertools.count()
@@ -333,9 +335,7 @@ def report(request):
     yield
     line = "fuzz: " + ", ".join(f"{name} {TRIED[name]} inputs/{SERVER_ERRORS[name]} 5xx"
                                 for name in sorted(TRIED))
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
+    show(request.config, line)
     if os.environ.get("CORRELATED_FUZZ_REPORT"):
         with open(os.environ["CORRELATED_FUZZ_REPORT"], "a") as out:
             out.write(json.dumps({"tried": TRIED, "server_errors": SERVER_ERRORS}) + "\n")
@@ -511,6 +511,54 @@ def rejection_reasons(response) -> list[str]:
         {"reason": r.get("error_message")} for r in result.get("record_results", [])
         if not r.get("success")]
     return [r["reason"] for r in rows]
+
+
+# --- JSON-RPC parameters: sync configurations and plans as odd as rows --------------------------
+
+RPC_METHODS = {"hightouch": ["list_objects", "list_modes", "list_fields", "list_options",
+                             "validate", "behavior", "add", "change", "remove"],
+               "census": ["test_connection", "list_objects", "list_fields", "supported_operations",
+                          "get_sync_speed", "sync_batch"]}
+objects_named = st.one_of(st.sampled_from(["account", "user", "event"]), values)
+mapping_entries = st.one_of(st.fixed_dictionaries({}, optional={
+    "from": st.one_of(st.sampled_from(["id", "name", "email"]), texts, values),
+    "to": st.one_of(st.sampled_from(sorted(SYNC_TARGETS | {"event", "timestamp"})), texts,
+                    values, st.fixed_dictionaries({"id": texts}))}), values)
+mapping_lists = st.one_of(st.lists(mapping_entries, max_size=3), mapping_entries)
+configurations = st.one_of(st.fixed_dictionaries({}, optional={
+    "object": objects_named, "mode": st.one_of(st.sampled_from(["upsert", "update", "insert"]),
+                                               values),
+    "identifierMapping": mapping_lists, "mappings": mapping_lists, "customMappings": mapping_lists,
+    "createFields": values, "removeAction": values, "eventName": values, "batchSize": values,
+    "deleteRemovedEvents": values}), values)
+plans = st.one_of(st.fixed_dictionaries({}, optional={
+    "object": st.one_of(objects_named, st.fixed_dictionaries({"object_api_name": objects_named})),
+    "operation": st.one_of(st.sampled_from(["upsert", "update", "insert"]), values),
+    "schema": st.one_of(values, st.dictionaries(texts, st.fixed_dictionaries({}, optional={
+        "active_identifier": values, "field": st.one_of(values, st.fixed_dictionaries(
+            {"field_api_name": values}))}), max_size=2))}), values)
+rows_param = st.one_of(st.lists(objects(values, st.one_of(st.sampled_from(ACCOUNT_KEYS),
+                                                          texts)), max_size=3), values)
+params = st.one_of(st.fixed_dictionaries({}, optional={
+    "object": objects_named, "mode": values, "configuration": configurations,
+    "idColumn": st.one_of(st.just("id"), values), "rows": rows_param, "sync_plan": plans,
+    "records": rows_param}), st.lists(values, max_size=3))
+RPC = {tool: Surface(f"{tool}-rpc-params", "account", f"/{tool}/rpc", list, valid_account, [],
+                     engine_reasons) for tool in RPC_METHODS}
+
+
+@pytest.mark.parametrize("tool", list(RPC_METHODS))
+def test_odd_rpc_params_are_invalid_params_never_internal_errors(tool, sender):
+    @FUZZ
+    @given(method=st.sampled_from(RPC_METHODS[tool]), params_=params)
+    def check(method: str, params_: Any) -> None:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params_}
+        response = sender(RPC[tool], to_json(body))
+        answered_with_a_reason(response)  # -32603 (a caught crash) names no location: fails
+        reply = response.get_json()
+        assert "result" in reply or reply["error"]["code"] != -32603, reply
+
+    check()
 
 
 # --- regressions: each once crashed an adapter with a 500 -------------------------------------

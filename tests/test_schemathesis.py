@@ -19,11 +19,21 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
 
 from correlated.ingest import ingest
 
+from .summary import show
+
 EXAMPLES = int(os.environ.get("CORRELATED_SCHEMATHESIS_EXAMPLES", "15"))
 CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance,
                response_schema_conformance]
 CHECKS = {GenerationMode.POSITIVE: CONFORMANCE, GenerationMode.NEGATIVE: [not_a_server_error]}
 CALLS: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request):
+    """Print how many generated requests each operation got, once the module is done."""
+    yield
+    show(request.config, f"schemathesis: {sum(CALLS.values())} requests, "
+         + ", ".join(f"{label} {n}" for label, n in sorted(CALLS.items())))
 
 
 @pytest.fixture
