@@ -9,7 +9,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import orjson
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -454,7 +454,3 @@ def derived_event_id(core: dict[str, Any], attrs: dict[str, Any]) -> str:
     digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS,
                                          default=str)).hexdigest()
     return "h_" + digest[:40]
-
-
-def rejection_reasons(results: Iterable[Result]) -> list[dict[str, Any]]:
-    return [r.to_dict() for result in results for r in result.rejected]

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from flask import current_app, g, request
 
+from .connections import BATCH_KEYS
 from .errors import ApiError
 from .extensions import db
 from .models import Workspace
 
-BATCH_KEYS = ("batch", "rows", "data", "records")
 # Deeper than any sync sends (the engine stores values nested up to 32 levels), and shallow
 # enough that adapters may recurse over a body (merging, measuring) without a RecursionError.
 MAX_NESTING = 256
@@ -75,7 +75,7 @@ def too_deep(value: Any, limit: int) -> bool:
 
 
 def rows_of(body: Any, keys: tuple[str, ...] = BATCH_KEYS) -> list[Any]:
-    """A JSON array, a single object, or {"batch"|"rows"|...: [...]} -> a list of rows."""
+    """A JSON array, a single object, or {"batch"|"rows": [...]} -> a list of rows."""
     if isinstance(body, list):
         rows = body
     elif isinstance(body, dict):

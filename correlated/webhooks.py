@@ -32,7 +32,7 @@ REMOVED_FLAG = "_removed"
 def hightouch_webhook():
     """A batch of rows of any object (detected per row, or forced with `?object=`)."""
     body = json_body()
-    rows = rows_of(body, connections.BATCH_KEYS)
+    rows = rows_of(body)
     forced = _forced_object(request.args.get("object"))
     plan = detect(rows, forced, remove=request.method == "DELETE")
     return respond(run(current_workspace(), plan, Options(protocol="webhook", log=False), body))
