@@ -331,6 +331,52 @@ def _replay(engine: sa.Engine, statements: list[tuple[str, Any]]) -> float:
         raw.close()
 
 
+# --- keeping the summaries fresh -------------------------------------------------------------
+
+SYNC_ROWS = 1_000
+
+
+def time_refresh(url: str, today: date, seed: int = 5) -> list[tuple[str, float]]:
+    """What keeping the summaries (summaries.py) fresh costs, in ms: building them from the
+    whole rollup, the first view of a new day, and the first view after a sync."""
+    from correlated import summaries
+    from correlated.ingest import Options, ingest
+    from correlated.models import SummaryState, Workspace
+
+    app = make_app(url)
+    out = []
+    with app.app_context():
+        session = db.session
+        workspace = session.scalar(sa.select(Workspace).where(Workspace.name == "bench"))
+        ws = workspace.id
+        session.execute(sa.delete(SummaryState).where(SummaryState.workspace_id == ws))
+        session.commit()
+        out.append(("first view after loading the data set (everything built)",
+                    _elapsed(lambda: summaries.ensure_fresh(session, ws, today))))
+        summaries.ensure_fresh(session, ws, today - timedelta(days=1))
+        out.append(("first view of a new day (windows move by one day)",
+                    _elapsed(lambda: summaries.ensure_fresh(session, ws, today))))
+        rng = np.random.default_rng(seed)
+        users = rng.integers(0, USERS, SYNC_ROWS).tolist()
+        now = datetime.now(timezone.utc)
+        rows = [{"event": EVENT_NAMES[int(rng.integers(0, len(EVENT_NAMES)))],
+                 "user_id": f"user_{u:06d}", "timestamp": (now - timedelta(
+                     seconds=int(rng.integers(0, 3600)))).isoformat()} for u in users]
+        took = _elapsed(lambda: ingest(session, workspace, "event", "insert", rows,
+                                       Options(log=False)))
+        out.append((f"ingest of {SYNC_ROWS:,} events for {SYNC_ROWS:,} random users "
+                    f"(for scale)", took))
+        out.append((f"first view after that sync ({SYNC_ROWS:,} users, their accounts, "
+                    f"today recomputed)",
+                    _elapsed(lambda: summaries.ensure_fresh(session, ws, today))))
+        out.append(("any later view (nothing changed: one lookup)", statistics.median(
+            _elapsed(lambda: summaries.ensure_fresh(session, ws, today)) for _ in range(REPEAT))))
+        db.engine.dispose()
+    for what, ms in out:
+        print(f"  {ms:9.1f} ms  {what}", file=sys.stderr)
+    return out
+
+
 # --- report ---------------------------------------------------------------------------------
 
 def table_sizes(url: str) -> dict[str, int]:
@@ -343,7 +389,8 @@ def table_sizes(url: str) -> dict[str, int]:
     return sizes
 
 
-def render(results: dict[str, list[Timing]], sizes: dict[str, int], machine: str) -> str:
+def render(results: dict[str, list[Timing]], refreshes: dict[str, list[tuple[str, float]]],
+           sizes: dict[str, int], machine: str) -> str:
     lines = [
         "## Dashboards",
         "",
@@ -365,6 +412,17 @@ def render(results: dict[str, list[Timing]], sizes: dict[str, int], machine: str
             lines.append(f"| `{t.path}` | {t.what} | {t.statements} | {t.sql_ms:.1f} | "
                          f"{t.page_ms:.1f} | {t.ratio:.2f} | {verdict} |")
         lines.append("")
+    lines += ["### Keeping the summaries fresh", "",
+              "Pages read `account_metrics`, `user_metrics`, `daily_summary` and `daily_events` "
+              "(summaries.py), refreshed from the rollup by the first view after something "
+              "changed; the page timings above are views after that. What the refresh costs:",
+              "", "| refresh | " + " | ".join(f"{e} ms" for e in refreshes) + " |",
+              "| --- |" + " ---: |" * len(refreshes)]
+    names = [what for what, _ in next(iter(refreshes.values()), [])]
+    for i, what in enumerate(names):
+        lines.append(f"| {what} | " + " | ".join(f"{r[i][1]:.1f}" for r in refreshes.values())
+                     + " |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -408,14 +466,15 @@ def main() -> None:
     args = parser.parse_args()
     urls = {"postgresql": POSTGRES, "sqlite": SQLITE}
     today = datetime.now(timezone.utc).date()
-    results, sizes = {}, {}
+    results, refreshes, sizes = {}, {}, {}
     for engine in args.engines:
         print(f"{engine}:", file=sys.stderr)
         if not args.reuse:
             load(urls[engine], today)
+        refreshes[engine] = time_refresh(urls[engine], today)
         results[engine] = time_pages(urls[engine])
         sizes = table_sizes(urls[engine])
-    section = render(results, sizes, _machine())
+    section = render(results, refreshes, sizes, _machine())
     print(section)
     if not args.no_write:
         write_section(section)

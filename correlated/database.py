@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import orjson
 import sqlalchemy as sa
@@ -45,6 +45,14 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+CHUNK = 500  # IDs per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 def json_dumps(value: Any) -> str:
     """JSON text for the JSON columns: orjson (fast; NaN becomes null), or the standard encoder
     for the little orjson refuses (integers beyond 64 bits, non-string keys)."""
@@ -76,6 +84,13 @@ def merge_patch(bind: Engine | Connection, target: Any, patch: Any) -> Any:
 
 def greatest(bind: Engine | Connection, a: Any, b: Any) -> Any:
     return sa.func.max(a, b) if is_sqlite(bind) else sa.func.greatest(a, b)
+
+
+def day_key(bind: Engine | Connection, column: Any) -> Any:
+    """A DATE column as 'YYYY-MM-DD' text (independent of PostgreSQL's DateStyle)."""
+    if is_sqlite(bind):
+        return sa.cast(column, sa.String)
+    return sa.func.to_char(column, "YYYY-MM-DD")
 
 
 def day(bind: Engine | Connection, column: Any) -> Any:

@@ -1,8 +1,9 @@
-"""Account and user lists: search, filter, sort and paginate in SQL, with metrics from the rollup.
+"""Account and user lists: search, filter, sort and paginate in SQL, with their metrics.
 
-A list sorted or filtered on dimensions only pages over the accounts (users) table and computes
-metrics for the rows on the page alone. Sorting or filtering on a metric joins one aggregated
-subquery over `daily_activity`, holding only the metrics asked for and only the days they need.
+A list sorted or filtered on dimensions only pages over the accounts (users) table and reads
+metrics for the rows on the page alone. Sorting or filtering on a metric joins the current
+metrics table (account_metrics / user_metrics, see summaries.py): one row per key, no GROUP BY
+over the rollup; only the number of users per account is counted live from the users table.
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from . import rollups
-from .models import Account, User
-from .rollups import ACT, Periods, _sum_if
+from . import rollups, summaries
+from .models import Account, AccountMetrics, User, UserMetrics
 
 OPERATORS = {"eq": "is", "ne": "is not", "contains": "contains", "gt": "greater than",
              "lt": "less than"}
@@ -68,16 +68,9 @@ class Kind:
     core: tuple[str, ...]  # columns of their own, besides traits
     search: tuple[str, ...]
     default_sort: str
-    metrics: dict[str, int]  # metric -> days of rollup it reads (0: all days)
-    # Distinct counts (active users, active days) come from a first GROUP BY (key, second):
-    # PostgreSQL hashes that, where COUNT(DISTINCT) would sort every row.
-    second: str
-    distinct: dict[str, int]  # metric -> counts `second` values seen in the last N days
+    metrics: tuple[str, ...]
+    metrics_model: Any  # its current-metrics table
     date_metrics: tuple[str, ...] = ("last_seen",)
-
-    @property
-    def rollup_key(self) -> Any:
-        return getattr(ACT, self.key)
 
     @property
     def key_column(self) -> Any:
@@ -88,20 +81,19 @@ def _trend(e30: Any, prev: Any) -> Any:
     return sa.case((prev > 0, (e30 - prev) * 100.0 / prev))
 
 
-COMMON_METRICS = {"events_30d": 30, "events_prev_30d": 60, "trend": 60, "last_seen": 0}
+COMMON_METRICS = ("events_30d", "events_prev_30d", "trend", "last_seen")
 
 ACCOUNTS = Kind(
     model=Account, key="account_id", core=("account_id", "name"), search=("name", "account_id"),
     default_sort="name",
-    metrics={"users": 0, "active_users_7d": 7, "active_users_30d": 30, **COMMON_METRICS},
-    second="user_id", distinct={"active_users_7d": 7, "active_users_30d": 30},
+    metrics=("users", "active_users_7d", "active_users_30d", *COMMON_METRICS),
+    metrics_model=AccountMetrics,
 )
 
 USERS = Kind(
     model=User, key="user_id", core=("user_id", "email", "account_id"),
     search=("email", "user_id"), default_sort="email",
-    metrics={"active_days_30d": 30, **COMMON_METRICS},
-    second="day", distinct={"active_days_30d": 30},
+    metrics=("active_days_30d", *COMMON_METRICS), metrics_model=UserMetrics,
 )
 
 
@@ -204,38 +196,6 @@ class Plan:
     joins: list[tuple[Any, Any]]
 
 
-def _metrics_subquery(kind: Kind, workspace_id: int, p: Periods, names: set[str]) -> Any:
-    """Per key, the rollup metrics in `names`, reading only the days they need."""
-    needed = set(names) - {"users"}
-    if "trend" in needed:
-        needed = (needed - {"trend"}) | {"events_30d", "events_prev_30d"}
-    if not needed:
-        return None
-    windows = [kind.metrics[n] for n in needed]
-    where = [ACT.workspace_id == workspace_id, kind.rollup_key != "", ACT.day <= p.today]
-    if 0 not in windows:  # last_seen reads all days; the others only their window
-        where.append(ACT.day >= p.start(max(windows)))
-    sums = {"events_30d": _sum_if(ACT.day >= p.start(30)),
-            "events_prev_30d": _sum_if(sa.and_(ACT.day < p.start(30), ACT.day >= p.start(60))),
-            "last_seen": sa.func.max(ACT.last_at)}
-    plain = sorted(needed - set(kind.distinct))
-    if not needed & set(kind.distinct):
-        query = sa.select(kind.rollup_key.label("key"), *(sums[n].label(n) for n in plain))
-        return query.where(*where).group_by(kind.rollup_key).subquery("m")
-    second = getattr(ACT, kind.second)
-    inner = (sa.select(kind.rollup_key.label("key"), second.label("second"),
-                       sa.func.max(ACT.day).label("last_day"),
-                       *(sums[n].label(n) for n in plain))
-             .where(*where).group_by(kind.rollup_key, second).subquery("per_second"))
-    outer = [(sa.func.max if n == "last_seen" else sa.func.sum)(inner.c[n]).label(n)
-             for n in plain]
-    # "" stands for "no user" in the rollup: events without a user make nobody active.
-    real = inner.c.second != "" if kind.second == "user_id" else sa.true()
-    outer += [sa.func.count(sa.case((sa.and_(real, inner.c.last_day >= p.start(days)), 1)))
-              .label(n) for n, days in kind.distinct.items() if n in needed]
-    return sa.select(inner.c.key, *outer).group_by(inner.c.key).subquery("m")
-
-
 def _users_subquery(workspace_id: int) -> Any:
     return (sa.select(User.account_id.label("key"), sa.func.count().label("users"))
             .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
@@ -243,7 +203,7 @@ def _users_subquery(workspace_id: int) -> Any:
             .group_by(User.account_id).subquery("u"))
 
 
-def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str], p: Periods,
+def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str],
           bind: Any) -> Plan:
     model = kind.model
     where = [model.workspace_id == workspace_id, model.archived_at.is_(None)]
@@ -254,7 +214,7 @@ def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str], 
     needed = {f.field for f in spec.filters if f.field in kind.metrics}
     if spec.sort in kind.metrics:
         needed.add(spec.sort)
-    metric_columns, joins = _metric_columns(kind, workspace_id, p, needed)
+    metric_columns, joins = _metric_columns(kind, workspace_id, needed)
     for f in spec.filters:
         if f.op not in OPERATORS:
             raise BadFilter(f"unknown operator {f.op!r}")
@@ -268,17 +228,19 @@ def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str], 
     return Plan(where, metric_columns, joins)
 
 
-def _metric_columns(kind: Kind, workspace_id: int, p: Periods,
+def _metric_columns(kind: Kind, workspace_id: int,
                     needed: set[str]) -> tuple[dict[str, Any], list[tuple[Any, Any]]]:
     columns: dict[str, Any] = {}
     joins: list[tuple[Any, Any]] = []
-    sub = _metrics_subquery(kind, workspace_id, p, needed)
-    if sub is not None:
-        joins.append((sub, sub.c.key == kind.key_column))
-        for name in sub.c.keys():
-            if name != "key":
-                column = sub.c[name]
-                columns[name] = column if name == "last_seen" else sa.func.coalesce(column, 0)
+    stored = needed - {"users", "trend"}
+    if "trend" in needed:
+        stored |= {"events_30d", "events_prev_30d"}
+    if stored:
+        m = kind.metrics_model.__table__
+        joins.append((m, sa.and_(m.c.workspace_id == workspace_id,
+                                 m.c[kind.key] == kind.key_column)))
+        for name in sorted(stored):
+            columns[name] = m.c[name] if name == "last_seen" else sa.func.coalesce(m.c[name], 0)
         if "trend" in needed:
             columns["trend"] = _trend(columns["events_30d"], columns["events_prev_30d"])
     if "users" in needed:
@@ -306,10 +268,9 @@ def _order(kind: Kind, spec: ListSpec, plan: Plan, types: dict[str, str], bind: 
 
 
 def select_rows(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str],
-                bind: Any, today: date | None = None) -> tuple[sa.Select, Plan]:
+                bind: Any) -> tuple[sa.Select, Plan]:
     """The filtered, sorted list as one SELECT (id, core columns, traits, metrics joined)."""
-    p = rollups.periods(today)
-    plan = _plan(kind, workspace_id, spec, types, p, bind)
+    plan = _plan(kind, workspace_id, spec, types, bind)
     columns = [getattr(kind.model, c) for c in kind.core] + [kind.model.traits]
     query = sa.select(*columns, *(c.label(n) for n, c in plan.metric_columns.items()))
     for target, on in plan.joins:
@@ -321,7 +282,8 @@ def select_rows(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, 
 def list_page(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
               types: dict[str, str], today: date | None = None) -> Page:
     """One page of the list, each row with every metric of its kind."""
-    query, plan = select_rows(kind, workspace_id, spec, types, session.connection(), today)
+    summaries.ensure_fresh(session, workspace_id, today)
+    query, plan = select_rows(kind, workspace_id, spec, types, session.connection())
     offset = (spec.page - 1) * spec.per_page
     if plan.joins:  # the aggregate is the expensive part: count in the same pass
         query = query.add_columns(sa.func.count().over().label("_total"))
@@ -365,8 +327,9 @@ def all_rows(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
              types: dict[str, str], today: date | None = None,
              chunk: int = 1000) -> Iterator[dict[str, Any]]:
     """Every row of the filtered list with all its metrics (for CSV export), in chunks."""
+    summaries.ensure_fresh(session, workspace_id, today)
     full = ListSpec(spec.search, spec.filters, spec.sort, spec.desc)
-    query, _plan_ = select_rows(kind, workspace_id, full, types, session.connection(), today)
+    query, _plan_ = select_rows(kind, workspace_id, full, types, session.connection())
     offset = 0
     while True:
         rows = [dict(r) for r in session.execute(query.limit(chunk).offset(offset)).mappings()]

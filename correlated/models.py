@@ -152,6 +152,71 @@ class DailyActivity(db.Model):
     )
 
 
+class AccountMetrics(db.Model):
+    """Current metrics per account as of `summary_state.as_of`, refreshed from the rollup
+    (summaries.refresh): what lists sort and filter on without aggregating the rollup."""
+
+    __tablename__ = "account_metrics"
+    workspace_id: Mapped[int] = tenant_fk()
+    account_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    active_users_7d: Mapped[int] = mapped_column(default=0)
+    active_users_30d: Mapped[int] = mapped_column(default=0)
+    events_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    events_prev_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    last_seen: Mapped[datetime | None] = mapped_column(UTC)
+
+
+class UserMetrics(db.Model):
+    """Current metrics per user, as AccountMetrics."""
+
+    __tablename__ = "user_metrics"
+    workspace_id: Mapped[int] = tenant_fk()
+    user_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    active_days_30d: Mapped[int] = mapped_column(default=0)
+    events_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    events_prev_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    last_seen: Mapped[datetime | None] = mapped_column(UTC)
+
+
+class DailySummary(db.Model):
+    """Distinct active accounts and users per day, workspace-wide."""
+
+    __tablename__ = "daily_summary"
+    workspace_id: Mapped[int] = tenant_fk()
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    active_accounts: Mapped[int] = mapped_column(default=0)
+    active_users: Mapped[int] = mapped_column(default=0)
+
+
+class DailyEvents(db.Model):
+    """Events per day and event name, workspace-wide."""
+
+    __tablename__ = "daily_events"
+    workspace_id: Mapped[int] = tenant_fk()
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    event: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(sa.BigInteger)
+    last_at: Mapped[datetime] = mapped_column(UTC)
+
+
+class StaleKey(db.Model):
+    """An account, user or day (ISO date) whose rollup rows changed since the summaries above
+    were refreshed. Written in the same transaction as the rollup change."""
+
+    __tablename__ = "stale_keys"
+    workspace_id: Mapped[int] = tenant_fk()
+    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)  # account | user | day
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+
+
+class SummaryState(db.Model):
+    """The day the account and user metrics were computed for (their windows end on it)."""
+
+    __tablename__ = "summary_state"
+    workspace_id: Mapped[int] = tenant_fk()
+    as_of: Mapped[date] = mapped_column(sa.Date)
+
+
 class IngestLog(db.Model):
     """One row per request received on any protocol."""
 

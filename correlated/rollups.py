@@ -1,13 +1,15 @@
-"""Read model: SQL aggregates over the daily rollup, shaped with pandas.
+"""Read model: what the dashboards show, from SQL aggregates shaped with pandas.
 
-Every aggregate reads `daily_activity` (events per day, account, user and event name, kept up
-to date at ingest); raw events are only read for "latest events" lists, through an index and a
-LIMIT. Functions take the session and the workspace id and return DataFrames or plain values.
+Workspace-wide figures and per-account/per-user metrics come from the summaries (see
+summaries.py), refreshed from the daily rollup before they are read. One account's or one
+user's own charts aggregate `daily_activity` through its account and user indexes; raw events
+are only read for "latest events" lists, through an index and a LIMIT. Functions take the
+session and the workspace id and return DataFrames or plain values.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,7 +17,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .models import Account, DailyActivity, Event, User
+from . import summaries
+from .models import (Account, AccountMetrics, DailyActivity, DailyEvents, DailySummary,
+                     Event, User, UserMetrics)
 
 ACCOUNT_METRICS = ["users", "active_users_7d", "active_users_30d", "events_30d",
                    "events_prev_30d", "last_seen"]
@@ -23,8 +27,7 @@ USER_METRICS = ["active_days_30d", "events_30d", "events_prev_30d", "last_seen"]
 ACT = DailyActivity
 
 
-def today_utc() -> date:
-    return datetime.now(timezone.utc).date()
+today_utc = summaries.today_utc
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,6 @@ def _frame(session: Session, query: sa.Select, index: str | None = None) -> pd.D
     return frame.set_index(index) if index else frame
 
 
-def _distinct_users(condition: Any) -> Any:
-    return sa.func.count(sa.distinct(sa.case((sa.and_(condition, ACT.user_id != ""), ACT.user_id))))
-
-
 def _sum_if(condition: Any) -> Any:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, ACT.count), else_=0)), 0)
 
@@ -73,23 +72,10 @@ def account_metrics(session: Session, workspace_id: int, account_ids: Sequence[s
 
     Indexed by account_id; accounts with no users and no activity are absent.
     """
-    p = periods(today)
-    recent = (
-        sa.select(
-            ACT.account_id,
-            _distinct_users(ACT.day >= p.start(7)).label("active_users_7d"),
-            _distinct_users(ACT.day >= p.start(30)).label("active_users_30d"),
-            _sum_if(ACT.day >= p.start(30)).label("events_30d"),
-            _sum_if(ACT.day < p.start(30)).label("events_prev_30d"),
-        )
-        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.account_id != "")
-        .group_by(ACT.account_id)
-    )
-    last_seen = (
-        sa.select(ACT.account_id, sa.func.max(ACT.last_at).label("last_seen"))
-        .where(ACT.workspace_id == workspace_id, ACT.account_id != "")
-        .group_by(ACT.account_id)
-    )
+    summaries.ensure_fresh(session, workspace_id, today)
+    m = AccountMetrics
+    recent = sa.select(m.account_id, m.active_users_7d, m.active_users_30d, m.events_30d,
+                       m.events_prev_30d, m.last_seen).where(m.workspace_id == workspace_id)
     users = (
         sa.select(User.account_id, sa.func.count().label("users"))
         .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
@@ -97,35 +83,20 @@ def account_metrics(session: Session, workspace_id: int, account_ids: Sequence[s
         .group_by(User.account_id)
     )
     if account_ids is not None:
-        recent = recent.where(ACT.account_id.in_(account_ids))
-        last_seen = last_seen.where(ACT.account_id.in_(account_ids))
+        recent = recent.where(m.account_id.in_(account_ids))
         users = users.where(User.account_id.in_(account_ids))
-    frames = [_frame(session, q, "account_id") for q in (users, recent, last_seen)]
+    frames = [_frame(session, q, "account_id") for q in (users, recent)]
     return _counts_and_time(pd.concat(frames, axis=1), ACCOUNT_METRICS)
 
 
 def user_metrics(session: Session, workspace_id: int, user_ids: Sequence[str],
                  today: date | None = None) -> pd.DataFrame:
     """Per user: active days and events in 30 days (and the 30 before), last seen."""
-    p = periods(today)
-    recent = (
-        sa.select(
-            ACT.user_id,
-            sa.func.count(sa.distinct(sa.case((ACT.day >= p.start(30), ACT.day))))
-            .label("active_days_30d"),
-            _sum_if(ACT.day >= p.start(30)).label("events_30d"),
-            _sum_if(ACT.day < p.start(30)).label("events_prev_30d"),
-        )
-        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.user_id.in_(user_ids))
-        .group_by(ACT.user_id)
-    )
-    last_seen = (
-        sa.select(ACT.user_id, sa.func.max(ACT.last_at).label("last_seen"))
-        .where(ACT.workspace_id == workspace_id, ACT.user_id.in_(user_ids))
-        .group_by(ACT.user_id)
-    )
-    frames = [_frame(session, q, "user_id") for q in (recent, last_seen)]
-    return _counts_and_time(pd.concat(frames, axis=1), USER_METRICS)
+    summaries.ensure_fresh(session, workspace_id, today)
+    m = UserMetrics
+    query = sa.select(m.user_id, m.active_days_30d, m.events_30d, m.events_prev_30d,
+                      m.last_seen).where(m.workspace_id == workspace_id, m.user_id.in_(user_ids))
+    return _counts_and_time(_frame(session, query, "user_id"), USER_METRICS)
 
 
 def account_user_activity(session: Session, workspace_id: int, account_id: str,
@@ -185,30 +156,31 @@ class Totals:
     events_prev: int
 
 
-def overview_totals(session: Session, workspace_id: int, by_account: pd.DataFrame,
-                    events: pd.DataFrame, today: date | None = None) -> Totals:
+def overview_totals(session: Session, workspace_id: int, events: pd.DataFrame,
+                    today: date | None = None) -> Totals:
     """Headline numbers for the last 30 days and the 30 before (`events` from event_days)."""
     p = periods(today)
-    # Per user first (a hashed GROUP BY), then count: far cheaper than COUNT(DISTINCT).
-    per_user = (
-        sa.select(ACT.user_id, sa.func.max(ACT.day).label("last_day"),
-                  sa.func.min(ACT.day).label("first_day"))
-        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.user_id != "")
-        .group_by(ACT.user_id).subquery()
-    )
-    users = session.execute(sa.select(
-        sa.func.count(sa.case((per_user.c.last_day >= p.start(30), 1))),
-        sa.func.count(sa.case((per_user.c.first_day < p.start(30), 1))))).one()
+    summaries.ensure_fresh(session, workspace_id, p.today)
+    accounts = _active_counts(session, AccountMetrics, workspace_id)
+    users = _active_counts(session, UserMetrics, workspace_id)
     recent = events["day"] >= pd.Timestamp(p.start(30))
     return Totals(
         accounts=_count_live(session, Account, workspace_id),
         users=_count_live(session, User, workspace_id),
-        active_accounts=int((by_account["events_30d"] > 0).sum()),
-        active_accounts_prev=int((by_account["events_prev_30d"] > 0).sum()),
-        active_users=int(users[0]), active_users_prev=int(users[1]),
+        active_accounts=accounts[0], active_accounts_prev=accounts[1],
+        active_users=users[0], active_users_prev=users[1],
         events=int(events.loc[recent, "count"].sum()),
         events_prev=int(events.loc[~recent, "count"].sum()),
     )
+
+
+def _active_counts(session: Session, model: type, workspace_id: int) -> tuple[int, int]:
+    """How many had events in the last 30 days, and in the 30 before."""
+    row = session.execute(sa.select(
+        sa.func.count(sa.case((model.events_30d > 0, 1))),
+        sa.func.count(sa.case((model.events_prev_30d > 0, 1))),
+    ).where(model.workspace_id == workspace_id)).one()
+    return int(row[0]), int(row[1])
 
 
 def _count_live(session: Session, model: type, workspace_id: int) -> int:
@@ -216,34 +188,23 @@ def _count_live(session: Session, model: type, workspace_id: int) -> int:
         model.workspace_id == workspace_id, model.archived_at.is_(None)))
 
 
-def account_activity(session: Session, workspace_id: int,
-                     today: date | None = None) -> pd.DataFrame:
-    """Events per live account in the last 30 days and the 30 before (accounts with any)."""
-    p = periods(today)
-    query = (
-        sa.select(ACT.account_id, _sum_if(ACT.day >= p.start(30)).label("events_30d"),
-                  _sum_if(ACT.day < p.start(30)).label("events_prev_30d"))
-        .where(*_in_workspace(workspace_id, p.start(60), p.today), ACT.account_id != "")
-        .group_by(ACT.account_id)
-    )
-    frame = _frame(session, query, "account_id")
-    return frame.astype("int64")
-
-
-def movers(session: Session, workspace_id: int, activity: pd.DataFrame,
-           limit: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
+def movers(session: Session, workspace_id: int, limit: int = 8,
+           today: date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The most active live accounts, and those whose activity dropped most (30 days vs before)."""
-    frame = activity.assign(change=activity["events_30d"] - activity["events_prev_30d"])
-    top = frame[frame["events_30d"] > 0].nlargest(limit * 2, "events_30d")
-    dropped = frame[frame["change"] < 0].nsmallest(limit * 2, "change")
-    names = account_names(session, workspace_id, list(top.index) + list(dropped.index))
-    # Archived accounts have no name here: drop them, then keep `limit` (hence the 2x above).
-    return _with_names(top, names).head(limit), _with_names(dropped, names).head(limit)
+    summaries.ensure_fresh(session, workspace_id, today)
+    m = AccountMetrics
+    change = (m.events_30d - m.events_prev_30d).label("change")
+    base = (sa.select(m.account_id, Account.name, m.events_30d, m.events_prev_30d, change)
+            .join(Account, sa.and_(Account.workspace_id == m.workspace_id,
+                                   Account.account_id == m.account_id))
+            .where(m.workspace_id == workspace_id, Account.archived_at.is_(None)))
+    top = base.where(m.events_30d > 0).order_by(m.events_30d.desc(), m.account_id).limit(limit)
+    dropped = base.where(change < 0).order_by(change, m.account_id).limit(limit)
+    return _with_change(_frame(session, top, "account_id")), \
+        _with_change(_frame(session, dropped, "account_id"))
 
 
-def _with_names(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    frame = frame[frame.index.isin(list(names))].copy()
-    frame["name"] = [names[i] for i in frame.index]
+def _with_change(frame: pd.DataFrame) -> pd.DataFrame:
     frame["change_pct"] = [change_pct(c, p) for c, p in
                            zip(frame["events_30d"], frame["events_prev_30d"])]
     return frame
@@ -275,21 +236,10 @@ def daily_actives(session: Session, workspace_id: int, days: int = 30,
                   today: date | None = None) -> pd.DataFrame:
     """Active accounts and active users per day, every day present (zeros included)."""
     p = periods(today)
-    # GROUP BY the primary key's leading columns reads the index in order without sorting;
-    # the distinct counts per day then run over far fewer rows than the rollup has.
-    pairs = (
-        sa.select(ACT.day, ACT.account_id, ACT.user_id)
-        .where(*_in_workspace(workspace_id, p.start(days), p.today))
-        .group_by(ACT.day, ACT.account_id, ACT.user_id).subquery()
-    )
-    query = (
-        sa.select(pairs.c.day,
-                  sa.func.count(sa.distinct(
-                      sa.case((pairs.c.account_id != "", pairs.c.account_id)))).label("accounts"),
-                  sa.func.count(sa.distinct(sa.case((pairs.c.user_id != "", pairs.c.user_id))))
-                  .label("users"))
-        .group_by(pairs.c.day)
-    )
+    summaries.ensure_fresh(session, workspace_id, p.today)
+    s = DailySummary
+    query = (sa.select(s.day, s.active_accounts.label("accounts"), s.active_users.label("users"))
+             .where(s.workspace_id == workspace_id, s.day.between(p.start(days), p.today)))
     return _daily(_frame(session, query), p.days(days), ["accounts", "users"])
 
 
@@ -298,12 +248,19 @@ def event_days(session: Session, workspace_id: int, days: int = 90, today: date 
     """Events per (day, event name) with the latest time: one pass that feeds a page's
     daily chart (`by_day`) and its per-event table (`event_summary`)."""
     p = periods(today)
-    query = (
-        sa.select(ACT.day, ACT.event, sa.func.sum(ACT.count).label("count"),
-                  sa.func.max(ACT.last_at).label("last_at"))
-        .where(*_in_workspace(workspace_id, p.start(days), p.today), *_scope(account_id, user_id))
-        .group_by(ACT.day, ACT.event)
-    )
+    if account_id is None and user_id is None:  # workspace-wide: the per-day summary
+        summaries.ensure_fresh(session, workspace_id, p.today)
+        d = DailyEvents
+        query = sa.select(d.day, d.event, d.count, d.last_at).where(
+            d.workspace_id == workspace_id, d.day.between(p.start(days), p.today))
+    else:
+        query = (
+            sa.select(ACT.day, ACT.event, sa.func.sum(ACT.count).label("count"),
+                      sa.func.max(ACT.last_at).label("last_at"))
+            .where(*_in_workspace(workspace_id, p.start(days), p.today),
+                   *_scope(account_id, user_id))
+            .group_by(ACT.day, ACT.event)
+        )
     frame = _frame(session, query)
     frame["day"] = pd.to_datetime(frame["day"])
     frame["count"] = frame["count"].astype("int64")

@@ -3,26 +3,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from . import database, fields
+from . import database, fields, summaries
+from .database import chunks
 from .models import Account, DailyActivity, Event, Field, User, utcnow
 
 if TYPE_CHECKING:
     from .ingest import Options, Record, Result
 
-CHUNK = 500  # IDs per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 TABLES = {"account": Account.__table__, "user": User.__table__, "event": Event.__table__}
 KEYS = {"account": "account_id", "user": "user_id", "event": "event_id"}
 TRAITS = {"account": "traits", "user": "traits", "event": "properties"}
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def add_fields(session: Session, workspace_id: int, obj: str, new: dict[str, str]) -> None:
@@ -188,8 +183,11 @@ def _store_events_postgres(session: Session, values: list[dict[str, Any]]) -> in
     events were new."""
     columns = ", ".join(values[0])
     staging = stage(session, Event.__table__, values)
-    return session.execute(sa.text(EVENTS_AND_ACTIVITY.format(columns=columns, staging=staging))
-                           ).scalar_one()
+    created = session.execute(sa.text(EVENTS_AND_ACTIVITY.format(columns=columns, staging=staging))
+                              ).scalar_one()
+    if created:
+        session.execute(sa.text(summaries.MARK_STAGED_EVENTS.format(staging=staging)))
+    return created
 
 
 EVENTS_AND_ACTIVITY = """
@@ -262,6 +260,8 @@ def add_activity(session: Session, workspace_id: int, rows: Sequence[tuple]) -> 
         index_elements=["workspace_id", "day", "account_id", "user_id", "event"],
         set_={"count": table.c.count + stmt.excluded["count"],
               "last_at": database.greatest(bind, table.c.last_at, stmt.excluded.last_at)}), values)
+    summaries.mark_stale(session, workspace_id, accounts={k[1] for k in totals},
+                         users={k[2] for k in totals}, days={k[0] for k in totals})
 
 
 def rebuild_activity(session: Session, workspace_id: int, user_ids: Sequence[str]) -> None:
@@ -276,6 +276,8 @@ def _rebuild(session: Session, workspace_id: int, rollup_filter: Any, event_filt
     day = database.day(session.connection(), events.c.timestamp)
     account = sa.func.coalesce(events.c.account_id, "")
     user = sa.func.coalesce(events.c.user_id, "")
+    # What the rows held before and hold after both go stale (a user may change account).
+    summaries.mark_stale_rollup(session, workspace_id, rollup_filter)
     session.execute(sa.delete(rollup).where(rollup.c.workspace_id == workspace_id, rollup_filter))
     select = (
         sa.select(events.c.workspace_id, day, account, user, events.c.event,
@@ -285,6 +287,7 @@ def _rebuild(session: Session, workspace_id: int, rollup_filter: Any, event_filt
     )
     session.execute(sa.insert(rollup).from_select(
         ["workspace_id", "day", "account_id", "user_id", "event", "count", "last_at"], select))
+    summaries.mark_stale_rollup(session, workspace_id, rollup_filter)
 
 
 def as_utc(ts: datetime) -> datetime:

@@ -47,14 +47,16 @@ def data(db, workspace):
 
 def test_overview_numbers(db, data):
     events = rollups.event_days(db.session, data.id, days=60, today=TODAY)
-    activity = rollups.account_activity(db.session, data.id, today=TODAY)
-    assert activity.loc["a"].tolist() == [4, 1] and activity.loc["b"].tolist() == [1, 1]
-    totals = rollups.overview_totals(db.session, data.id, activity, events, today=TODAY)
+    activity = rollups.account_metrics(db.session, data.id, today=TODAY)
+    windows = ["events_30d", "events_prev_30d"]
+    assert activity.loc["a", windows].tolist() == [4, 1]
+    assert activity.loc["b", windows].tolist() == [1, 1]
+    totals = rollups.overview_totals(db.session, data.id, events, today=TODAY)
     assert (totals.accounts, totals.users) == (3, 3)
     assert (totals.active_accounts, totals.active_accounts_prev) == (2, 2)
     assert (totals.active_users, totals.active_users_prev) == (2, 2)
     assert (totals.events, totals.events_prev) == (5, 2)
-    top, dropped = rollups.movers(db.session, data.id, activity)
+    top, dropped = rollups.movers(db.session, data.id, today=TODAY)
     assert list(top.index) == ["a", "b"] and list(top["name"]) == ["Alpha", "Beta"]
     assert dropped.empty  # nobody fell: a rose, b stayed
 

@@ -41,9 +41,8 @@ def index():
     """The last 30 days across all accounts, against the 30 before."""
     ws = workspace_id()
     events = rollups.event_days(db.session, ws, days=60)
-    activity = rollups.account_activity(db.session, ws)
-    totals = rollups.overview_totals(db.session, ws, activity, events)
-    top, dropped = rollups.movers(db.session, ws, activity)
+    totals = rollups.overview_totals(db.session, ws, events)
+    top, dropped = rollups.movers(db.session, ws)
     actives = rollups.daily_actives(db.session, ws, days=30)
     return render_template(
         "overview.html", totals=totals, top=top, dropped=dropped,
