@@ -122,13 +122,10 @@ def refresh(session: Session, workspace_id: int, today: date) -> None:
     if as_of == NEVER:
         full = {kind: True for kind in KINDS}
     elif as_of != today:
-        moved = _moved_days(as_of, today)
-        if moved is None:
+        if as_of < today <= as_of + timedelta(days=60):
+            _roll_forward(session, workspace_id, as_of, today)
+        else:  # far ahead, or back in time (tests): simpler to recompute
             full["account"] = full["user"] = True
-        else:
-            accounts, users = _active_on(session, workspace_id, moved)
-            keys["account"] |= accounts
-            keys["user"] |= users
     days = sorted(_parse_days(keys["day"]))
     _refresh(session, workspace_id, AccountMetrics, _account_rows, today,
              None if full["account"] else sorted(keys["account"]))
@@ -140,22 +137,64 @@ def refresh(session: Session, workspace_id: int, today: date) -> None:
                     .values(as_of=today))
 
 
-def _moved_days(as_of: date, today: date) -> list[tuple[date, date]] | None:
-    """Day ranges whose place in a window (7, 30, the 30 before, up to today) differs between
-    windows ending on `as_of` and on `today`; None when it is simpler to recompute everything."""
-    if not (as_of < today <= as_of + timedelta(days=60)):
-        return None
+def _roll_forward(session: Session, workspace_id: int, as_of: date, today: date) -> None:
+    """Move every window from ending on `as_of` to ending on `today` in place, set-based.
+
+    Sums and active days are days leaving and entering a window: they change by what the
+    rollup holds for those few days (with a one-day move, four days of the rollup). Distinct
+    active users of an account cannot be updated that way; they are recounted from the 30 days
+    that now make the window. Stale keys are recomputed afterwards anyway."""
     one = timedelta(days=1)
-    return [(as_of + one, today)] + [(as_of - timedelta(days=n - 1), today - timedelta(days=n))
-                                     for n in (7, 30, 60)]
+    ranges = {
+        "enter_30d": (as_of + one, today),  # dated after as_of (clocks ahead) now in the window
+        "leave_30d": (as_of - timedelta(days=29), today - timedelta(days=30)),  # to "before"
+        "leave_prev": (as_of - timedelta(days=59), today - timedelta(days=60)),
+    }
+    on = sa.or_(*(ACT.day.between(*r) for r in ranges.values()))
+
+    def total(name: str) -> Any:
+        return _sum_if(ACT.day.between(*ranges[name]), ACT.count)
+
+    for model, key in ((UserMetrics, ACT.user_id), (AccountMetrics, ACT.account_id)):
+        columns = [key.label("key"), total("enter_30d").label("enter"),
+                   total("leave_30d").label("leave"), total("leave_prev").label("leave_prev")]
+        if model is UserMetrics:
+            columns += [sa.func.count(sa.distinct(sa.case((ACT.day.between(*ranges[name]),
+                                                           ACT.day)))).label(f"{name}_days")
+                        for name in ("enter_30d", "leave_30d")]
+        delta = (sa.select(*columns).where(ACT.workspace_id == workspace_id, key != "", on)
+                 .group_by(key).subquery())
+        values = {"events_30d": model.events_30d - delta.c.leave + delta.c.enter,
+                  "events_prev_30d": model.events_prev_30d - delta.c.leave_prev + delta.c.leave}
+        if model is UserMetrics:
+            values["active_days_30d"] = (model.active_days_30d - delta.c.leave_30d_days
+                                         + delta.c.enter_30d_days)
+        session.execute(sa.update(model).where(
+            model.workspace_id == workspace_id, getattr(model, _key(model)) == delta.c.key)
+            .values(**values))
+    _recount_active_users(session, workspace_id, today)
 
 
-def _active_on(session: Session, workspace_id: int,
-               ranges: list[tuple[date, date]]) -> tuple[set[str], set[str]]:
-    on = sa.or_(*(ACT.day.between(first, last) for first, last in ranges))
-    rows = session.execute(sa.select(ACT.account_id, ACT.user_id).where(
-        ACT.workspace_id == workspace_id, on).distinct()).all()
-    return {a for a, _ in rows if a}, {u for _, u in rows if u}
+def _recount_active_users(session: Session, workspace_id: int, today: date) -> None:
+    start = {n: today - timedelta(days=n - 1) for n in (7, 30)}
+    per_user = (
+        sa.select(ACT.account_id, ACT.user_id, sa.func.max(ACT.day).label("last_day"))
+        .where(ACT.workspace_id == workspace_id, ACT.account_id != "", ACT.user_id != "",
+               ACT.day.between(start[30], today))
+        .group_by(ACT.account_id, ACT.user_id).subquery()
+    )
+    active = (
+        sa.select(per_user.c.account_id,
+                  sa.func.count(sa.case((per_user.c.last_day >= start[7], 1))).label("u7"),
+                  sa.func.count().label("u30"))
+        .group_by(per_user.c.account_id).subquery()
+    )
+    m = AccountMetrics
+    session.execute(sa.update(m).where(m.workspace_id == workspace_id, m.active_users_30d > 0)
+                    .values(active_users_7d=0, active_users_30d=0))
+    session.execute(sa.update(m).where(m.workspace_id == workspace_id,
+                                       m.account_id == active.c.account_id)
+                    .values(active_users_7d=active.c.u7, active_users_30d=active.c.u30))
 
 
 def _parse_days(keys: Iterable[str]) -> Iterable[date]:

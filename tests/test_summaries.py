@@ -147,8 +147,10 @@ def test_summaries_follow_every_change(db, workspace, refresh_mode):
     ingest(session, workspace, "event", "remove", [{"event_id": i} for i in ids])
     check(session, ws, T0)
 
-    # The days move on: windows shift (one day, a few days, past every window), and back.
-    for today in (T0 + timedelta(days=1), T0 + timedelta(days=4), T0 + timedelta(days=75), T0):
+    # The days move on and the windows with them; then back.
+    # (One day, a few, past the 30-day window, past both, past what is rolled, then back.)
+    shifts = (1, 4, 35, 80, 141, 300, 0)
+    for today in (T0 + timedelta(days=n) for n in shifts):
         check(session, ws, today)
         assert session.scalar(sa.select(SummaryState.as_of)) == today
 
