@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from . import rollups, summaries
 from .models import Account, AccountMetrics, User, UserMetrics
+from .writes import as_utc
 
 OPERATORS = {"eq": "is", "ne": "is not", "contains": "contains", "gt": "greater than",
              "lt": "less than"}
@@ -196,11 +197,13 @@ class Plan:
     joins: list[tuple[Any, Any]]
 
 
-def _users_subquery(workspace_id: int) -> Any:
-    return (sa.select(User.account_id.label("key"), sa.func.count().label("users"))
-            .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
-                   User.account_id.is_not(None))
-            .group_by(User.account_id).subquery("u"))
+def _user_counts(workspace_id: int, account_ids: list[str] | None = None) -> sa.Select:
+    """Live users per account (of `account_ids` only, if given)."""
+    query = (sa.select(User.account_id.label("key"), sa.func.count().label("users"))
+             .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
+                    User.account_id.is_not(None))
+             .group_by(User.account_id))
+    return query if account_ids is None else query.where(User.account_id.in_(account_ids))
 
 
 def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str],
@@ -244,7 +247,7 @@ def _metric_columns(kind: Kind, workspace_id: int,
         if "trend" in needed:
             columns["trend"] = _trend(columns["events_30d"], columns["events_prev_30d"])
     if "users" in needed:
-        users = _users_subquery(workspace_id)
+        users = _user_counts(workspace_id).subquery("u")
         joins.append((users, users.c.key == kind.key_column))
         columns["users"] = sa.func.coalesce(users.c.users, 0)
     return columns, joins
@@ -303,15 +306,27 @@ def list_page(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
 
 def _attach_metrics(session: Session, kind: Kind, workspace_id: int, rows: list[dict],
                     today: date | None) -> None:
+    """Every metric of the rows shown, read by key from the current-metrics table (plain rows:
+    for a page of 25, building DataFrames would cost more than the queries)."""
     ids = [r[kind.key] for r in rows]
     if not ids:
         return
-    if kind is ACCOUNTS:
-        frame = rollups.account_metrics(session, workspace_id, ids, today)
-    else:
-        frame = rollups.user_metrics(session, workspace_id, ids, today)
+    summaries.ensure_fresh(session, workspace_id, today)
+    m = kind.metrics_model
+    names = [n for n in kind.metrics if n not in ("users", "trend")]
+    key = getattr(m, kind.key)
+    stored = {r[0]: r[1:] for r in session.execute(
+        sa.select(key, *(getattr(m, n) for n in names))
+        .where(m.workspace_id == workspace_id, key.in_(ids)))}
+    users = dict(session.execute(_user_counts(workspace_id, ids)).all()) \
+        if "users" in kind.metrics else {}
+    none = [None if n == "last_seen" else 0 for n in names]
     for row in rows:
-        row.update(_metric_values(frame, row[kind.key]))
+        row.update(zip(names, stored.get(row[kind.key], none)))
+        if row["last_seen"] is not None:
+            row["last_seen"] = as_utc(row["last_seen"])
+        if "users" in kind.metrics:
+            row["users"] = users.get(row[kind.key], 0)
         row["trend"] = rollups.change_pct(row["events_30d"], row["events_prev_30d"])
 
 
