@@ -1,4 +1,4 @@
-"""Operator commands: `correlated serve|db|workspace|keys|demo`."""
+"""Operator commands: `correlated serve|db|workspace|keys|demo|refresh`."""
 from __future__ import annotations
 
 import secrets
@@ -30,7 +30,7 @@ def main() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (serve, workspace, keys, demo):
+    for command in (serve, workspace, keys, demo, refresh):
         app.cli.add_command(command)
 
 
@@ -39,6 +39,25 @@ def _workspace_or_fail(name: str):
     if ws is None:
         raise click.ClickException(f"no workspace named {name!r}")
     return ws
+
+
+# --- refresh --------------------------------------------------------------------------------
+
+@click.command()
+@with_appcontext
+def refresh() -> None:
+    """Bring every workspace's dashboard summaries up to date (run it from cron just after
+    midnight UTC, so that no one's first page view of the day pays for moving the windows)."""
+    import time
+
+    from .models import Workspace
+    from .summaries import ensure_fresh
+
+    for ws_id, name in db.session.execute(sa.select(Workspace.id, Workspace.name)
+                                          .order_by(Workspace.id)).all():
+        started = time.perf_counter()
+        ensure_fresh(db.session, ws_id)
+        click.echo(f"{name}: fresh ({(time.perf_counter() - started) * 1000:.0f} ms)")
 
 
 # --- serve ----------------------------------------------------------------------------------

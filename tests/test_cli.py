@@ -5,12 +5,15 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import requests
 import sqlalchemy as sa
 
 from correlated.auth import verify_key
-from correlated.models import Account, Event, Field, Member, User, Workspace
+from correlated.ingest import ingest
+from correlated.models import (Account, Event, Field, Member, StaleKey, SummaryState, User,
+                               UserMetrics, Workspace)
 
 from .servers import free_port as _free_port, wait_for
 
@@ -105,3 +108,20 @@ def _read_until(process, marker, timeout=60):
         if marker in line:
             return "".join(lines)
     raise AssertionError("serve did not print %r:\n%s" % (marker, "".join(lines)))
+
+
+def test_refresh_brings_summaries_up_to_date(db, runner, workspace):
+    ingest(db.session, workspace, "event", "insert", [
+        {"event": "sign_in", "user_id": "u1", "account_id": "a1",
+         "timestamp": datetime.now(timezone.utc).isoformat()}])
+    ws_id, name = workspace.id, workspace.name
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(StaleKey)) == 3
+    result = runner.invoke(args=["refresh"])
+    assert result.exit_code == 0, result.output
+    assert f"{name}: fresh" in result.output
+    db.session.remove()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(StaleKey)) == 0
+    assert db.session.scalar(sa.select(SummaryState.as_of).where(
+        SummaryState.workspace_id == ws_id)) == datetime.now(timezone.utc).date()
+    assert db.session.scalar(sa.select(UserMetrics.events_30d).where(
+        UserMetrics.user_id == "u1")) == 1
