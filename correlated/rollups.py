@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,10 +54,6 @@ def _frame(session: Session, query: sa.Select, index: str | None = None) -> pd.D
     values = zip(*rows) if rows else ([] for _ in columns)
     frame = pd.DataFrame(dict(zip(columns, (list(v) for v in values))), columns=columns)
     return frame.set_index(index) if index else frame
-
-
-def _sum_if(condition: Any) -> Any:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, ACT.count), else_=0)), 0)
 
 
 def _in_workspace(workspace_id: int, since: date, today: date) -> tuple:
@@ -104,7 +100,7 @@ def account_user_activity(session: Session, workspace_id: int, account_id: str,
     """Per user of one account (read through the account index): events 30 days, last seen."""
     p = periods(today)
     query = (
-        sa.select(ACT.user_id, _sum_if(ACT.day >= p.start(30)).label("events_30d"),
+        sa.select(ACT.user_id, summaries.sum_if(ACT.day >= p.start(30), ACT.count).label("events_30d"),
                   sa.func.max(ACT.last_at).label("last_seen"))
         .where(ACT.workspace_id == workspace_id, ACT.account_id == account_id,
                ACT.user_id != "", ACT.day <= p.today)

@@ -153,7 +153,7 @@ def _roll_forward(session: Session, workspace_id: int, as_of: date, today: date)
     on = sa.or_(*(ACT.day.between(*r) for r in ranges.values()))
 
     def total(name: str) -> Any:
-        return _sum_if(ACT.day.between(*ranges[name]), ACT.count)
+        return sum_if(ACT.day.between(*ranges[name]), ACT.count)
 
     for model, key in ((UserMetrics, ACT.user_id), (AccountMetrics, ACT.account_id)):
         columns = [key.label("key"), total("enter_30d").label("enter"),
@@ -176,7 +176,7 @@ def _roll_forward(session: Session, workspace_id: int, as_of: date, today: date)
 
 
 def _recount_active_users(session: Session, workspace_id: int, today: date) -> None:
-    start = {n: today - timedelta(days=n - 1) for n in (7, 30)}
+    start = _starts(today)
     per_user = (
         sa.select(ACT.account_id, ACT.user_id, sa.func.max(ACT.day).label("last_day"))
         .where(ACT.workspace_id == workspace_id, ACT.account_id != "", ACT.user_id != "",
@@ -230,28 +230,25 @@ def _key(model: Any) -> str:
 # --- the aggregates -------------------------------------------------------------------------
 # Each returns a SELECT whose columns are the summary table's, in its order.
 
-def _windows(today: date) -> dict[str, Any]:
-    start = {n: today - timedelta(days=n - 1) for n in (7, 30, 60)}
-    return {
-        "7d": ACT.day.between(start[7], today),
-        "30d": ACT.day.between(start[30], today),
-        "prev_30d": sa.and_(ACT.day >= start[60], ACT.day < start[30]),
-        "start": start,
-    }
+def _starts(today: date) -> dict[int, date]:
+    """First day of the last 7, 30 and 60 days ending `today`."""
+    return {n: today - timedelta(days=n - 1) for n in (7, 30, 60)}
 
 
-def _sum_if(condition: Any, value: Any) -> Any:
+def sum_if(condition: Any, value: Any) -> Any:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
 
 
 def _account_rows(workspace_id: int, today: date, keys: list | None = None) -> sa.Select:
-    w = _windows(today)
+    start = _starts(today)
+    in_30d = ACT.day.between(start[30], today)
+    before = sa.and_(ACT.day >= start[60], ACT.day < start[30])
     # Per (account, user) first, a hashed GROUP BY; distinct users are then plain counts.
     per_user = (
         sa.select(ACT.account_id, ACT.user_id,
                   sa.func.max(sa.case((ACT.day <= today, ACT.day))).label("last_day"),
-                  _sum_if(w["30d"], ACT.count).label("events_30d"),
-                  _sum_if(w["prev_30d"], ACT.count).label("events_prev_30d"),
+                  sum_if(in_30d, ACT.count).label("events_30d"),
+                  sum_if(before, ACT.count).label("events_prev_30d"),
                   sa.func.max(ACT.last_at).label("last_seen"))
         .where(ACT.workspace_id == workspace_id, ACT.account_id != "",
                *([ACT.account_id.in_(keys)] if keys is not None else []))
@@ -260,15 +257,15 @@ def _account_rows(workspace_id: int, today: date, keys: list | None = None) -> s
     person = per_user.c.user_id != ""  # "" is "no user": such events make nobody active
     return sa.select(
         sa.literal(workspace_id), per_user.c.account_id,
-        sa.func.count(sa.case((sa.and_(person, per_user.c.last_day >= w["start"][7]), 1))),
-        sa.func.count(sa.case((sa.and_(person, per_user.c.last_day >= w["start"][30]), 1))),
+        sa.func.count(sa.case((sa.and_(person, per_user.c.last_day >= start[7]), 1))),
+        sa.func.count(sa.case((sa.and_(person, per_user.c.last_day >= start[30]), 1))),
         sa.func.sum(per_user.c.events_30d), sa.func.sum(per_user.c.events_prev_30d),
         sa.func.max(per_user.c.last_seen),
     ).group_by(per_user.c.account_id)
 
 
 def _user_rows(workspace_id: int, today: date, keys: list | None = None) -> sa.Select:
-    w = _windows(today)
+    start = _starts(today)
     per_day = (
         sa.select(ACT.user_id, ACT.day, sa.func.sum(ACT.count).label("count"),
                   sa.func.max(ACT.last_at).label("last_seen"))
@@ -277,12 +274,12 @@ def _user_rows(workspace_id: int, today: date, keys: list | None = None) -> sa.S
         .group_by(ACT.user_id, ACT.day).subquery()
     )
     day = per_day.c.day
-    in_30d = day.between(w["start"][30], today)
+    in_30d = day.between(start[30], today)
     return sa.select(
         sa.literal(workspace_id), per_day.c.user_id,
         sa.func.count(sa.case((in_30d, 1))),
-        _sum_if(in_30d, per_day.c.count),
-        _sum_if(sa.and_(day >= w["start"][60], day < w["start"][30]), per_day.c.count),
+        sum_if(in_30d, per_day.c.count),
+        sum_if(sa.and_(day >= start[60], day < start[30]), per_day.c.count),
         sa.func.max(per_day.c.last_seen),
     ).group_by(per_day.c.user_id)
 
