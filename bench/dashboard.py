@@ -212,7 +212,7 @@ def _sqlite_value(value: Any) -> Any:
 
 def rebuild_rollup(workspace_id: int) -> None:
     """The whole daily_activity table, by the product's own rebuild statement."""
-    from correlated import writes
+    from correlated.ingest.engine import writes
 
     writes._rebuild(db.session, workspace_id, sa.true(), sa.true())
     db.session.commit()
@@ -339,8 +339,8 @@ SYNC_ROWS = 1_000
 def time_refresh(url: str, today: date, seed: int = 5) -> list[tuple[str, float]]:
     """What keeping the summaries (summaries.py) fresh costs, in ms: building them from the
     whole rollup, the first view of a new day, and the first view after a sync."""
-    from correlated import summaries
-    from correlated.ingest import Options, ingest
+    from correlated.analytics import summaries
+    from correlated.ingest.engine import Options, ingest
     from correlated.models import SummaryState, Workspace
 
     app = make_app(url)

@@ -49,14 +49,15 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, census, connections_api, dashboard, health, hightouch, segment, webhooks
+    from . import health, web
     from .extensions import csrf
+    from .protocols import census, connections_api, hightouch, rest, segment, webhooks
 
-    for module in (api, hightouch, census, webhooks, segment, connections_api):
+    for module in (rest, hightouch, census, webhooks, segment, connections_api):
         csrf.exempt(module.bp)  # machine surfaces authenticate with keys, not cookies
         app.register_blueprint(module.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(web.bp)
 
 
 def register_observability(app: Flask) -> None:

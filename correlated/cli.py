@@ -51,7 +51,7 @@ def refresh() -> None:
     import time
 
     from .models import Workspace
-    from .summaries import ensure_fresh
+    from .analytics.summaries import ensure_fresh
 
     for ws_id, name in db.session.execute(sa.select(Workspace.id, Workspace.name)
                                           .order_by(Workspace.id)).all():

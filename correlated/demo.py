@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .ingest import Options, ingest
+from .ingest.engine import Options, ingest
 from .models import Workspace
 
 PREFIXES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne",

@@ -23,9 +23,9 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
                                Histogram, generate_latest)
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from . import ingest, ingest_log
+from .ingest import engine as ingest, log as ingest_log
 from .errors import ApiError
-from .ingest_log import REDACTED, SECRET_KEYS
+from .ingest.log import REDACTED, SECRET_KEYS
 
 log = logging.getLogger("correlated.request")
 bp = Blueprint("metrics", __name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from . import fields
+from .ingest import fields
 from .auth import add_member
 from .models import Workspace
 

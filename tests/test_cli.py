@@ -11,7 +11,7 @@ import requests
 import sqlalchemy as sa
 
 from correlated.auth import verify_key
-from correlated.ingest import ingest
+from correlated.ingest.engine import ingest
 from correlated.models import (Account, Event, Field, Member, StaleKey, SummaryState, User,
                                UserMetrics, Workspace)
 

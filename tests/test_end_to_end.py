@@ -4,7 +4,7 @@ import segment.analytics as segment_sdk
 import sqlalchemy as sa
 
 from correlated.models import Event, User
-from correlated.rollups import account_metrics, metrics_record
+from correlated.analytics.rollups import account_metrics, metrics_record
 
 
 def test_three_protocols_roll_up_to_one_account(db, tenant, live_server):

@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 
 from correlated.auth import add_member, revoke_keys
-from correlated.connections import create_connection, keep_payload
-from correlated.ingest import ingest
+from correlated.protocols.connections import create_connection, keep_payload
+from correlated.ingest.engine import ingest
 from correlated.models import ApiKey, Field, IngestLog, WebhookConnection
 
-from .web import signed_in, snapshot, token_of
+from .pages import signed_in, snapshot, token_of
 
 B_ROWS = {
     "account": [{"account_id": "b-acct", "name": "Globex Secret Co", "plan": "globex-plan-secret",

@@ -19,11 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from correlated import ROOT, create_app
 from correlated.extensions import db as _db
-from correlated.ingest import Options, ingest
+from correlated.ingest.engine import Options, ingest
 from correlated.observability import JsonFormatter
 from tests.servers import Gunicorn, free_port as _free_port, wait_for
 from tests.test_cli import _read_until
-from tests.test_dashboard import login
+from .web.test_dashboard import login
 
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from correlated import create_app
 from correlated.extensions import db as _db
 from correlated.models import IngestLog
-from tests.test_dashboard import login
+from .web.test_dashboard import login
 
 PASSWORD_IN_URL = "hunter2-in-a-url"
 

@@ -1,0 +1,98 @@
+"""Reading machine request bodies: gzip, size limits, JSON, batch shapes. Shared by every adapter."""
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import orjson
+from flask import current_app, g, request
+
+from .connections import BATCH_KEYS
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Workspace
+
+# Deeper than any sync sends (the engine stores values nested up to 32 levels), and shallow
+# enough that adapters may recurse over a body (merging, measuring) without a RecursionError.
+MAX_NESTING = 256
+
+
+def raw_body() -> bytes:
+    """The request body, gunzipped when `Content-Encoding: gzip`, within the size limit."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    data = request.get_data(cache=True)
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(data, limit + 1)
+        except zlib.error as exc:
+            raise ApiError(400, f"body: not valid gzip ({exc})") from None
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise ApiError(413, f"body: larger than {limit:,} bytes once decompressed")
+        if not inflater.eof:
+            raise ApiError(400, "body: truncated gzip stream")
+    return data
+
+
+def json_body(require_content_type: bool = False) -> Any:
+    """The parsed JSON body, or a 400/413/415 ApiError naming the problem."""
+    if require_content_type and not (request.mimetype or "").endswith("json"):
+        raise ApiError(415, f"Content-Type: expected application/json, got {request.mimetype or 'none'!r}")
+    data = raw_body()
+    if not data.strip():
+        raise ApiError(400, "body: empty; expected JSON")
+    body = parse_json(data)
+    if too_deep(body, MAX_NESTING):
+        raise ApiError(400, f"body: arrays and objects nested deeper than {MAX_NESTING} levels")
+    return body
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    # The standard parser accepts what orjson refuses but we can still judge row by row
+    # (NaN, integers beyond 64 bits); only malformed JSON is a 400.
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"body: not valid JSON ({exc})") from None
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def rows_of(body: Any, keys: tuple[str, ...] = BATCH_KEYS) -> list[Any]:
+    """A JSON array, a single object, or {"batch"|"rows": [...]} -> a list of rows."""
+    if isinstance(body, list):
+        rows = body
+    elif isinstance(body, dict):
+        wrapped = next((body[k] for k in keys if isinstance(body.get(k), list)), None)
+        rows = wrapped if wrapped is not None else [body]
+    else:
+        raise ApiError(400, "body: expected a JSON object or array of objects")
+    check_row_limit(len(rows))
+    return rows
+
+
+def check_row_limit(count: int) -> None:
+    limit = current_app.config["MAX_ROWS_PER_REQUEST"]
+    if count > limit:
+        raise ApiError(413, f"too many rows: {count:,} in one request; the limit is {limit:,}")
+
+
+def current_workspace() -> Workspace:
+    """The workspace of the principal authenticated on this request."""
+    return db.session.get(Workspace, g.principal.workspace_id)

@@ -1,0 +1,313 @@
+"""The REST API (/api/v1): a thin adapter over the ingestion engine, and reads of what it stored.
+
+Every request is scoped to the workspace of its API key; another workspace's IDs are 404s.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+import orjson
+import sqlalchemy as sa
+from flask import Blueprint, Response, g, jsonify, request, stream_with_context
+from marshmallow import Schema, ValidationError
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from .. import database
+from . import schemas
+from ..ingest import fields as catalog
+from ..auth import require_key
+from ..errors import ApiError
+from ..extensions import db
+from ..ingest.engine import ID_FIELD, Options, Result, ingest
+from ..models import Account, Event, Field, User
+from .body import current_workspace, json_body, rows_of
+
+bp = Blueprint("api", __name__, url_prefix=schemas.API_PREFIX)
+
+COLLECTIONS = {"accounts": "account", "users": "user", "events": "event"}
+COLLECTION = "<any(accounts, users, events):collection>"
+TABLES = {"account": Account.__table__, "user": User.__table__, "event": Event.__table__}
+DEFAULT_MODE = {"account": "upsert", "user": "upsert", "event": "insert"}
+EXPORT_CHUNK = 1000  # rows per query while streaming a CSV export
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+@bp.post(f"/{COLLECTION}")
+@require_key()
+def write(collection: str) -> tuple[Response, int]:
+    """Upsert/update/remove accounts or users, insert/remove events."""
+    obj = COLLECTIONS[collection]
+    mode = load_query(schemas.WRITE_QUERIES[obj]).get("mode", DEFAULT_MODE[obj])
+    rows = rows_of(json_body(), keys=("batch",))
+    result = ingest(db.session, current_workspace(), obj, mode, rows, Options(protocol="api"))
+    return write_response(result)
+
+
+def write_response(result: Result) -> tuple[Response, int]:
+    """200 with counts and rejections; 422 when every row was rejected; 503 on a database error."""
+    body = result.to_dict()
+    if result.error:
+        return jsonify(schemas.WriteResult().dump({**body, "error": result.error})), 503
+    status = 422 if result.rejected and not result.accepted else 200
+    return jsonify(schemas.WriteResult().dump(body)), status
+
+
+@bp.delete(f"/{COLLECTION}/<path:record_id>")
+@require_key()
+def delete_record(collection: str, record_id: str) -> tuple[Response, int]:
+    """Archive an account or user, delete an event (through the engine's remove operation)."""
+    obj = COLLECTIONS[collection]
+    find(obj, record_id)
+    result = ingest(db.session, current_workspace(), obj, "remove", [{ID_FIELD[obj]: record_id}],
+                    Options(protocol="api"))
+    return write_response(result)
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+@bp.get(f"/{COLLECTION}")
+@require_key()
+def list_records(collection: str) -> Response:
+    """A page of records (keyset on the ID), or every matching record as CSV."""
+    obj = COLLECTIONS[collection]
+    args = load_query(schemas.LIST_QUERIES[obj])
+    query = filtered(obj, args)
+    if args["format"] == "csv":
+        return csv_export(collection, obj, query)
+    limit = min(args["limit"], schemas.MAX_LIMIT)
+    if args.get("cursor"):  # an empty cursor is the first page
+        query = after(obj, query, decode_cursor(obj, args["cursor"]))
+    rows = db.session.execute(query.limit(limit + 1)).mappings().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return jsonify({"data": schemas.OUTPUTS[obj](many=True).dump(rows),
+                    "next_cursor": encode_cursor(obj, rows[-1][ID_FIELD[obj]]) if more else None})
+
+
+@bp.get(f"/{COLLECTION}/<path:record_id>")
+@require_key()
+def get_record(collection: str, record_id: str) -> Response:
+    """One record; an account comes with its rolled-up metrics."""
+    obj = COLLECTIONS[collection]
+    row = find(obj, record_id, load_query(schemas.OneQuery)["include_archived"])
+    if obj != "account":
+        return jsonify(schemas.OUTPUTS[obj]().dump(row))
+    from ..analytics.rollups import account_metrics, metrics_record  # pandas: only when asked for
+
+    frame = account_metrics(db.session, g.principal.workspace_id, [record_id])
+    metrics = metrics_record(frame, record_id)
+    return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics}))
+
+
+def find(obj: str, record_id: str, include_archived: bool = False) -> RowMapping:
+    """The caller's record with this ID, or a 404 (also for another workspace's IDs)."""
+    if "\x00" in record_id:  # no stored ID has one (and PostgreSQL refuses it in a query)
+        raise ApiError(404, f"no {obj} with {ID_FIELD[obj]} {record_id!r}")
+    table = TABLES[obj]
+    query = sa.select(table).where(table.c.workspace_id == g.principal.workspace_id,
+                                   table.c[ID_FIELD[obj]] == record_id)
+    if obj != "event" and not include_archived:
+        query = query.where(table.c.archived_at.is_(None))
+    row = db.session.execute(query).mappings().first()
+    if row is None:
+        raise ApiError(404, f"no {obj} with {ID_FIELD[obj]} {record_id!r}")
+    return row
+
+
+def filtered(obj: str, args: dict[str, Any]) -> sa.Select:
+    """The caller's records of `obj` matching the list filters, in ID order."""
+    table = TABLES[obj]
+    c = table.c
+    query = sa.select(table).where(c.workspace_id == g.principal.workspace_id)
+    for name in ("account_id", "user_id", "event"):
+        if name in args:
+            query = query.where(c[name] == args[name])
+    if "updated_since" in args:
+        query = query.where(c.updated_at >= args["updated_since"])
+    if "since" in args:
+        query = query.where(c.timestamp >= args["since"])
+    if "until" in args:
+        query = query.where(c.timestamp < args["until"])
+    if obj != "event" and not args.get("include_archived"):
+        query = query.where(c.archived_at.is_(None))
+    return query.order_by(c[ID_FIELD[obj]])
+
+
+def after(obj: str, query: sa.Select, last_id: str) -> sa.Select:
+    """Keyset pagination: the rows after `last_id` (the primary key index answers it)."""
+    return query.where(TABLES[obj].c[ID_FIELD[obj]] > last_id)
+
+
+def encode_cursor(obj: str, last_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([obj, last_id])).decode().rstrip("=")
+
+
+def decode_cursor(obj: str, cursor: str) -> str:
+    """The last ID of the previous page, or a 400 for a cursor this list did not hand out."""
+    try:
+        kind, last_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, TypeError):
+        kind = last_id = None
+    if kind != obj or not isinstance(last_id, str) or "\x00" in last_id:
+        raise ApiError(400, "cursor: not a next_cursor of this list", fields={
+            "cursor": ["Not a next_cursor of this list."]})
+    return last_id
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+RECORD_COLUMNS = {
+    "account": ("account_id", "name", "created_at", "updated_at", "archived_at"),
+    "user": ("user_id", "email", "account_id", "created_at", "updated_at", "archived_at"),
+    "event": ("event_id", "event", "timestamp", "user_id", "account_id", "received_at"),
+}
+ATTRIBUTES = {"account": ("traits", "dimensions"), "user": ("traits", "dimensions"),
+              "event": ("properties", "properties")}
+
+
+def csv_export(collection: str, obj: str, query: sa.Select) -> Response:
+    """Every matching record, streamed in ID order, one column per catalog field."""
+    columns = csv_columns(obj)
+    return Response(stream_with_context(csv_lines(obj, query, columns)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{collection}.csv"'})
+
+
+def csv_columns(obj: str) -> list[tuple[str, Callable[[RowMapping], Any]]]:
+    """(header, getter): the record's columns, then its dimensions/properties by catalog key.
+
+    A dimension named like a record column (accounts have a `created_at` dimension) is headed
+    `dimensions.<key>` so neither hides the other.
+    """
+    record = RECORD_COLUMNS[obj]
+    column, prefix = ATTRIBUTES[obj]
+    core = set(catalog.CORE[obj])
+    keys = db.session.scalars(
+        sa.select(Field.key)
+        .where(Field.workspace_id == g.principal.workspace_id, Field.object == obj)
+        .order_by(Field.is_default.desc(), Field.key)).all()
+    columns: list[tuple[str, Callable[[RowMapping], Any]]] = [
+        (name, lambda row, name=name: row[name]) for name in record]
+    for key in keys:
+        if key in core:
+            continue
+        header = f"{prefix}.{key}" if key.lower() in record else key
+        columns.append((header, lambda row, key=key: (row[column] or {}).get(key)))
+    return columns
+
+
+def csv_lines(obj: str, query: sa.Select, columns: list) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([header for header, _ in columns])
+    page = query
+    while True:
+        rows = db.session.execute(page.limit(EXPORT_CHUNK)).mappings().all()
+        writer.writerows([csv_cell(get(row)) for _, get in columns] for row in rows)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < EXPORT_CHUNK:
+            return
+        page = after(obj, query, rows[-1][ID_FIELD[obj]])
+
+
+def csv_cell(value: Any) -> str:
+    """Text for one cell: empty for null, JSON for objects and arrays, ISO 8601 UTC for times."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):  # PostgreSQL can hand back integers beyond 64 bits
+        return database.json_dumps(value)
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return aware.isoformat()
+    return str(value)
+
+
+# --- the field catalog ----------------------------------------------------------------------
+
+OBJECT_ORDER = sa.case({"account": 0, "user": 1, "event": 2}, value=Field.object)
+
+
+@bp.get("/fields")
+@require_key()
+def list_fields() -> Response:
+    """The catalog: core, default and custom fields of one object (or all)."""
+    args = load_query(schemas.FieldQuery)
+    query = sa.select(Field).where(Field.workspace_id == g.principal.workspace_id)
+    if "object" in args:
+        query = query.where(Field.object == args["object"])
+    query = query.order_by(OBJECT_ORDER, Field.is_default.desc(), Field.key)
+    return jsonify({"data": schemas.FieldOut(many=True).dump(db.session.scalars(query))})
+
+
+@bp.post("/fields")
+@require_key()
+def create_field() -> tuple[Response, int]:
+    """A custom field: 201, 409 when its key exists (or is a core field's alias)."""
+    spec = field_spec(load_query(schemas.FieldQuery).get("object"), json_body())
+    obj, key = spec["object"], spec["key"]
+    existing = catalog.load_catalog(db.session, g.principal.workspace_id, obj).get(key.lower())
+    if existing is not None:
+        raise ApiError(409, f"key: the {obj} field {existing.key!r} exists")
+    core = catalog.alias_map(obj).get(key.lower())
+    if core is not None:
+        raise ApiError(409, f"key: {key!r} is an alias of the core {obj} field {core!r}")
+    db.session.commit()  # end the read: on SQLite, a write after a read can find the lock taken
+    field = Field(workspace_id=g.principal.workspace_id, object=obj, key=key,
+                  label=spec.get("label") or catalog.label_for(key), type=spec["type"],
+                  is_default=False)
+    db.session.add(field)
+    try:
+        db.session.commit()
+    except IntegrityError:  # created concurrently, e.g. by a sync
+        db.session.rollback()
+        raise ApiError(409, f"key: the {obj} field {key!r} exists") from None
+    return jsonify(schemas.FieldOut().dump(field)), 201
+
+
+def field_spec(query_object: str | None, body: Any) -> dict[str, Any]:
+    """The validated field definition; the object comes from the body or ?object=."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "body: expected a JSON object with key, type and optionally label")
+    spec = load(schemas.FieldIn(), body, "body", 422)
+    given = spec.get("object")
+    if given and query_object and given != query_object:
+        raise ApiError(422, f"object: {given!r} in the body but {query_object!r} in the query")
+    spec["object"] = given or query_object
+    if not spec["object"]:
+        raise ApiError(422, "object: required (in the body or as ?object=)",
+                       fields={"object": ["Missing data for required field."]})
+    return spec
+
+
+# --- the OpenAPI document -------------------------------------------------------------------
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document (public: it describes, it holds no data)."""
+    return jsonify(schemas.openapi())
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+def load_query(schema: type[Schema]) -> dict[str, Any]:
+    """The query string loaded by `schema`, or a 400 naming each bad parameter."""
+    return load(schema(), request.args, "query", 400)
+
+
+def load(schema: Schema, data: Any, where: str, status: int) -> dict[str, Any]:
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{name}: {' '.join(map(str, messages))}"
+                             for name, messages in exc.normalized_messages().items())
+        raise ApiError(status, f"{where}: {problems}", fields=exc.normalized_messages()) from None

@@ -1,0 +1,83 @@
+"""Accounts: the filtered list (and its CSV), and one account's page."""
+from __future__ import annotations
+
+from flask import abort, render_template
+
+from ..analytics import charts, listing, rollups
+from ..ingest import fields as catalog_fields
+from ..extensions import db
+from ..models import Account
+from . import bp
+from .common import workspace_id
+from .lists import Column, prepare, serve_list
+
+KEY_DIMENSIONS = ["plan", "industry", "employees", "arr"]
+METRICS = [
+    Column("users", "Users", "METRIC", True),
+    Column("active_users_7d", "Active 7d", "METRIC", True),
+    Column("active_users_30d", "Active 30d", "METRIC", True),
+    Column("events_30d", "Events 30d", "METRIC", True),
+    Column("trend", "Trend", "PCT", True),
+    Column("last_seen", "Last seen", "DATE_METRIC", True),
+]
+
+
+@bp.get("/accounts")
+def accounts():
+    """Every live account with its key dimensions and metrics; search, filter, sort, export."""
+    page = prepare(listing.ACCOUNTS, "account", "dashboard.accounts", KEY_DIMENSIONS, METRICS)
+    result = serve_list(page, "accounts.csv", [("account_id", "Account ID"), ("name", "Name")])
+    if not isinstance(result, listing.Page):
+        return result
+    return render_template("accounts/list.html", page=page, result=result)
+
+
+def get_account(account_id: str) -> Account:
+    """The live account of the signed-in member's workspace, or 404."""
+    account = db.session.get(Account, (workspace_id(), account_id))
+    if account is None or account.archived_at is not None:
+        abort(404, "No such account in this workspace.")
+    return account
+
+
+@bp.get("/accounts/<path:account_id>")
+def account(account_id: str):
+    """Who the account is (dimensions) and what it does (metrics, charts, latest events)."""
+    ws = workspace_id()
+    acc = get_account(account_id)
+    metrics = rollups.metrics_record(rollups.account_metrics(db.session, ws, [acc.account_id]),
+                                     acc.account_id)
+    users, user_count = listing.account_users(db.session, ws, acc.account_id)
+    events = rollups.event_days(db.session, ws, days=90, account_id=acc.account_id)
+    weekly = rollups.weekly_active_users(db.session, ws, acc.account_id)
+    latest = rollups.latest_events(db.session, ws, 20, account_id=acc.account_id)
+    return render_template(
+        "accounts/detail.html", account=acc, metrics=metrics,
+        change=rollups.change_pct(metrics["events_30d"], metrics["events_prev_30d"]),
+        dimensions=labelled_dimensions(ws, "account", acc.traits),
+        users=users, user_count=user_count,
+        events_chart=charts.stacked_bars(rollups.by_day(events, 90)),
+        weekly_chart=charts.bars(weekly, "Active users", weekly=True),
+        event_table=rollups.event_summary(events),
+        latest=latest,
+        names={"users": rollups.user_emails(db.session, ws, {e.user_id for e in latest
+                                                             if e.user_id})},
+    )
+
+
+def labelled_dimensions(ws: int, obj: str, traits: dict) -> list[dict]:
+    """Every dimension of a record: catalog fields first (default, then custom), labelled."""
+    catalog = catalog_fields.load_catalog(db.session, ws, obj)
+    ordered = sorted(catalog.values(), key=lambda f: (not f.is_default, f.label.lower()))
+    out = []
+    seen = set()
+    for f in ordered:
+        if f.key in (traits or {}):
+            out.append({"key": f.key, "label": f.label, "type": f.type,
+                        "custom": not f.is_default, "value": traits[f.key]})
+            seen.add(f.key)
+    for key, value in sorted((traits or {}).items()):
+        if key not in seen:  # not in the catalog (yet): still shown, labelled from the key
+            out.append({"key": key, "label": catalog_fields.label_for(key), "type": "STRING",
+                        "custom": True, "value": value})
+    return out

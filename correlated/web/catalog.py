@@ -1,0 +1,106 @@
+"""Fields: the catalog per object, with how many records carry each field; add and relabel."""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from ..ingest import fields as catalog_fields
+from ..extensions import db
+from .forms import FieldForm, LabelForm
+from ..analytics.listing import usable_key
+from ..models import OBJECTS, Account, Event, Field, User
+from . import bp
+from .common import require_admin, workspace_id
+
+SAMPLE_EVENTS = 10_000  # event properties are counted over the newest events only
+CORE_COLUMNS = {"account": Account, "user": User, "event": Event}
+
+
+@bp.get("/fields")
+def fields():
+    """Default and custom fields of accounts, users and events, with usage counts."""
+    ws = workspace_id()
+    obj = request.args.get("object", "account")
+    if obj not in OBJECTS:
+        obj = "account"
+    catalog = sorted(catalog_fields.load_catalog(db.session, ws, obj).values(),
+                     key=lambda f: (f.key not in catalog_fields.CORE[obj], not f.is_default,
+                                    f.label.lower()))
+    counts, total = usage(ws, obj, catalog)
+    return render_template("fields/index.html", obj=obj, catalog=catalog, counts=counts,
+                           total=total, core=catalog_fields.CORE[obj],
+                           form=FieldForm(object=obj), label_form=LabelForm(),
+                           sample=SAMPLE_EVENTS if obj == "event" else None)
+
+
+def usage(ws: int, obj: str, catalog: list[Field]) -> tuple[dict[str, int], int]:
+    """How many live records have each field (events: among the newest SAMPLE_EVENTS)."""
+    source = _source(ws, obj)
+    json_column = source.c.properties if obj == "event" else source.c.traits
+    columns = {}
+    for f in catalog:
+        if f.key in catalog_fields.CORE[obj]:
+            columns[f.key] = sa.func.count(source.c[f.key])
+        elif usable_key(f.key):
+            columns[f.key] = sa.func.count(_as_text(json_column, f.key))
+    labelled = [c.label(f"c{i}") for i, c in enumerate(columns.values())]
+    row = db.session.execute(sa.select(sa.func.count(), *labelled).select_from(source)).one()
+    return {key: int(row[i + 1]) for i, key in enumerate(columns)}, int(row[0])
+
+
+def _source(ws: int, obj: str) -> Any:
+    model = CORE_COLUMNS[obj]
+    query = sa.select(model).where(model.workspace_id == ws)
+    if obj == "event":
+        query = query.order_by(Event.timestamp.desc()).limit(SAMPLE_EVENTS)
+    else:
+        query = query.where(model.archived_at.is_(None))
+    return query.subquery()
+
+
+def _as_text(column: Any, key: str) -> Any:
+    return column[key].as_string()
+
+
+@bp.post("/fields")
+def create_field():
+    """A custom field, before any sync sends it (so its type is chosen, not guessed)."""
+    require_admin()
+    ws = workspace_id()
+    form = FieldForm()
+    obj = form.object.data if form.object.data in OBJECTS else "account"
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(error, "error")
+        return redirect(url_for("dashboard.fields", object=obj))
+    key = form.key.data.strip()
+    if key.lower() in catalog_fields.load_catalog(db.session, ws, obj) or \
+            key.lower() in catalog_fields.alias_map(obj):
+        flash(f"The {obj} field “{key}” already exists.", "error")
+        return redirect(url_for("dashboard.fields", object=obj))
+    db.session.add(Field(workspace_id=ws, object=obj, key=key, label=form.label.data.strip(),
+                         type=form.type.data, is_default=False))
+    db.session.commit()
+    flash(f"Custom field “{form.label.data.strip()}” ({key}) added to {obj}s.", "success")
+    return redirect(url_for("dashboard.fields", object=obj))
+
+
+@bp.post("/fields/<obj>/<path:key>/label")
+def rename_field(obj: str, key: str):
+    """Change a field's label (its key, which syncs send, stays)."""
+    require_admin()
+    ws = workspace_id()
+    field = db.session.get(Field, (ws, obj, key)) if obj in OBJECTS else None
+    if field is None:
+        abort(404, "No such field in this workspace.")
+    form = LabelForm()
+    if form.validate_on_submit():
+        field.label = form.label.data.strip()
+        db.session.commit()
+        flash(f"“{key}” is now labelled “{field.label}”.", "success")
+    else:
+        flash("Enter a label of at most 128 characters.", "error")
+    return redirect(url_for("dashboard.fields", object=obj))
