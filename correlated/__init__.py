@@ -6,16 +6,24 @@ from typing import Any
 
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+MIGRATIONS = PACKAGE / "migrations"
+
+
+def shipped(folder: str) -> Path:
+    """templates/ or static/: inside the package when installed from a wheel (setup.cfg maps
+    them there), at the top of the checkout otherwise."""
+    installed = PACKAGE / folder
+    return installed if installed.is_dir() else ROOT / folder
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, error handlers, CLI."""
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(shipped("templates")),
+        static_folder=str(shipped("static")),
         instance_relative_config=True,
     )
     configure(app, config)

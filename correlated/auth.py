@@ -12,16 +12,17 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
 from flask import Flask, g, request
 from flask_login import UserMixin, current_user
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import database
 from .errors import ApiError
 from .extensions import db, login_manager
 from .models import ApiKey, Member, Workspace, utcnow
@@ -75,18 +76,33 @@ def verify_key(session: Session, plaintext: str) -> ApiKey | None:
 
 
 def touch_key(session: Session, key: ApiKey) -> None:
+    """Mark `key` used (at most once a minute), as a unit of work of its own that never fails
+    the request: call it right after `verify_key`, before the request's own work.
+
+    It ends the session's read (the key lookup), writes in a transaction of its own and commits
+    only that. With changes pending in the session it leaves the mark for a later request
+    rather than commit or drop them; a database error does the same (the mark is informative).
+    """
     now = utcnow()
-    last = key.last_used_at
+    if not _touch_due(key.last_used_at, now):
+        return
+    mark = (sa.update(ApiKey)
+            .where(ApiKey.workspace_id == key.workspace_id, ApiKey.id == key.id,
+                   sa.or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY))
+            .values(last_used_at=now).execution_options(synchronize_session=False))
+    try:
+        if not database.begin_write(session):
+            return
+        session.execute(mark)
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+
+
+def _touch_due(last: datetime | None, now: datetime) -> bool:
     if last is not None and last.tzinfo is None:  # SQLite returns naive datetimes
         last = last.replace(tzinfo=now.tzinfo)
-    if last is None or now - last > TOUCH_EVERY:
-        key.last_used_at = now
-        try:
-            session.commit()
-        except OperationalError:
-            # SQLite: a writer committed since this request read the key, so the update cannot
-            # take the write lock ("database is locked"). The mark is informative: try next time.
-            session.rollback()
+    return last is None or now - last > TOUCH_EVERY
 
 
 def revoke_keys(session: Session, prefix: str, workspace_id: int | None = None) -> int:

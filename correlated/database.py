@@ -10,12 +10,27 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 # Ask for this on a session's first connection when the transaction will write (ingest):
 # SQLite then takes the write lock up front and waits for it (busy_timeout) instead of
 # failing with "database is locked" when a read transaction later tries to write.
 WRITE_TRANSACTION = {"sqlite_begin": "IMMEDIATE"}
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def begin_write(session: Session) -> bool:
+    """End the session's read transaction and begin a write one, for a unit of work of its own
+    (SQLite refuses to turn a read transaction into a writer once another writer committed).
+
+    False, changing nothing, when the session holds changes not yet flushed: they are the
+    caller's unit of work, neither ours to commit nor to drop. Call it before the caller writes.
+    """
+    if session.new or session.dirty or session.deleted:
+        return False
+    session.rollback()  # only reads so far: nothing is lost
+    session.connection(execution_options=WRITE_TRANSACTION)
+    return True
 
 
 def tune_engine(app: Flask) -> None:

@@ -5,9 +5,9 @@ import pytest
 import sqlalchemy as sa
 from flask import g, jsonify
 
-from correlated.auth import (KEY_PREFIX, check_login, hash_key, issue_key, require_key,
-                             revoke_keys, verify_key)
-from correlated.models import ApiKey
+from correlated.auth import (KEY_PREFIX, TOUCH_EVERY, check_login, hash_key, issue_key,
+                             require_key, revoke_keys, touch_key, verify_key)
+from correlated.models import ApiKey, Workspace, utcnow
 
 
 @pytest.fixture
@@ -69,6 +69,35 @@ def test_last_used_is_recorded(db, client, tenant, whoami):
     client.get(whoami, headers=tenant.headers)
     db.session.expire_all()
     assert db.session.scalars(sa.select(ApiKey)).one().last_used_at is not None
+
+
+def test_marking_a_key_used_is_a_unit_of_work_of_its_own(db, tenant):
+    """The mark is stored even when another writer committed since the key was read (SQLite),
+    once a minute; it never commits nor drops changes pending in the caller's session."""
+    key = verify_key(db.session, tenant.key)  # this session's read transaction starts here
+    with db.engine.begin() as other:  # another request's write commits in between
+        other.execute(sa.update(Workspace).values(name="renamed"))
+    touch_key(db.session, key)
+    marked = last_used(db)
+    assert marked is not None
+    touch_key(db.session, key)  # within the minute: nothing to do
+    assert last_used(db) == marked
+
+    with db.engine.begin() as other:  # a minute later, with the caller's work pending
+        other.execute(sa.update(ApiKey).values(last_used_at=utcnow() - TOUCH_EVERY * 2))
+    db.session.rollback()
+    key = verify_key(db.session, tenant.key)
+    db.session.get(Workspace, tenant.id).name = "pending"
+    touch_key(db.session, key)
+    assert db.session.get(Workspace, tenant.id).name == "pending"  # neither dropped...
+    with db.engine.connect() as other:  # ...nor committed, and the mark waits
+        assert other.scalar(sa.select(Workspace.name)) == "renamed"
+    assert last_used(db) < marked
+
+
+def last_used(db):
+    with db.engine.connect() as other:
+        return other.scalar(sa.select(ApiKey.last_used_at))
 
 
 def test_keys_belong_to_one_workspace(db, client, tenant, other_tenant, whoami):

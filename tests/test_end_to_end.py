@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from correlated.models import Event, User
 from correlated.analytics.rollups import account_metrics, metrics_record
+from correlated.analytics.summaries import ensure_fresh
 
 
 def test_three_protocols_roll_up_to_one_account(db, tenant, live_server):
@@ -28,5 +29,6 @@ def test_three_protocols_roll_up_to_one_account(db, tenant, live_server):
     event = db.session.scalars(sa.select(Event)).one()
     assert (event.account_id, event.properties) == ("acme", {"widgets": 3})
     assert db.session.scalars(sa.select(User.user_id)).all() == ["u1"]
+    ensure_fresh(db.session, tenant.id)
     metrics = metrics_record(account_metrics(db.session, tenant.id, ["acme"]), "acme")
     assert (metrics["users"], metrics["events_30d"], metrics["active_users_7d"]) == (1, 1, 1)

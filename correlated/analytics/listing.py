@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from . import rollups, summaries
+from . import rollups
 from ..models import Account, AccountMetrics, User, UserMetrics
 from ..ingest.writes import as_utc
 
@@ -283,9 +283,8 @@ def select_rows(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, 
 
 
 def list_page(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
-              types: dict[str, str], today: date | None = None) -> Page:
+              types: dict[str, str]) -> Page:
     """One page of the list, each row with every metric of its kind."""
-    summaries.ensure_fresh(session, workspace_id, today)
     query, plan = select_rows(kind, workspace_id, spec, types, session.connection())
     offset = (spec.page - 1) * spec.per_page
     if plan.joins:  # the aggregate is the expensive part: count in the same pass
@@ -300,18 +299,16 @@ def list_page(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
                                .where(*plan.where))
     else:  # past the last page: count the filtered list
         total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    _attach_metrics(session, kind, workspace_id, rows, today)
+    _attach_metrics(session, kind, workspace_id, rows)
     return Page(rows, int(total), spec.page, spec.per_page)
 
 
-def _attach_metrics(session: Session, kind: Kind, workspace_id: int, rows: list[dict],
-                    today: date | None) -> None:
+def _attach_metrics(session: Session, kind: Kind, workspace_id: int, rows: list[dict]) -> None:
     """Every metric of the rows shown, read by key from the current-metrics table (plain rows:
     for a page of 25, building DataFrames would cost more than the queries)."""
     ids = [r[kind.key] for r in rows]
     if not ids:
         return
-    summaries.ensure_fresh(session, workspace_id, today)
     m = kind.metrics_model
     names = [n for n in kind.metrics if n not in ("users", "trend")]
     key = getattr(m, kind.key)
@@ -339,10 +336,8 @@ def _metric_values(frame: pd.DataFrame, key: str) -> dict[str, Any]:
 
 
 def all_rows(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
-             types: dict[str, str], today: date | None = None,
-             chunk: int = 1000) -> Iterator[dict[str, Any]]:
+             types: dict[str, str], chunk: int = 1000) -> Iterator[dict[str, Any]]:
     """Every row of the filtered list with all its metrics (for CSV export), in chunks."""
-    summaries.ensure_fresh(session, workspace_id, today)
     full = ListSpec(spec.search, spec.filters, spec.sort, spec.desc)
     query, _plan_ = select_rows(kind, workspace_id, full, types, session.connection())
     offset = 0
@@ -350,7 +345,7 @@ def all_rows(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
         rows = [dict(r) for r in session.execute(query.limit(chunk).offset(offset)).mappings()]
         if not rows:
             return
-        _attach_metrics(session, kind, workspace_id, rows, today)
+        _attach_metrics(session, kind, workspace_id, rows)
         yield from rows
         offset += chunk
 

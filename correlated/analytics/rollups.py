@@ -1,7 +1,8 @@
 """Read model: what the dashboards show, from SQL aggregates shaped with pandas.
 
 Workspace-wide figures and per-account/per-user metrics come from the summaries (see
-summaries.py), refreshed from the daily rollup before they are read. One account's or one
+summaries.py), as last refreshed (once per request, before the page reads, or by the
+worker): these functions only read, never write or commit. One account's or one
 user's own charts aggregate `daily_activity` through its account and user indexes; raw events
 are only read for "latest events" lists, through an index and a LIMIT. Functions take the
 session and the workspace id and return DataFrames or plain values.
@@ -62,13 +63,12 @@ def _in_workspace(workspace_id: int, since: date, today: date) -> tuple:
 
 # --- per-account and per-user metrics -------------------------------------------------------
 
-def account_metrics(session: Session, workspace_id: int, account_ids: Sequence[str] | None = None,
-                    today: date | None = None) -> pd.DataFrame:
+def account_metrics(session: Session, workspace_id: int,
+                    account_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Per account: users, active users 7/30 days, events 30 days (and the 30 before), last seen.
 
     Indexed by account_id; accounts with no users and no activity are absent.
     """
-    summaries.ensure_fresh(session, workspace_id, today)
     m = AccountMetrics
     recent = sa.select(m.account_id, m.active_users_7d, m.active_users_30d, m.events_30d,
                        m.events_prev_30d, m.last_seen).where(m.workspace_id == workspace_id)
@@ -85,10 +85,8 @@ def account_metrics(session: Session, workspace_id: int, account_ids: Sequence[s
     return _counts_and_time(pd.concat(frames, axis=1), ACCOUNT_METRICS)
 
 
-def user_metrics(session: Session, workspace_id: int, user_ids: Sequence[str],
-                 today: date | None = None) -> pd.DataFrame:
+def user_metrics(session: Session, workspace_id: int, user_ids: Sequence[str]) -> pd.DataFrame:
     """Per user: active days and events in 30 days (and the 30 before), last seen."""
-    summaries.ensure_fresh(session, workspace_id, today)
     m = UserMetrics
     query = sa.select(m.user_id, m.active_days_30d, m.events_30d, m.events_prev_30d,
                       m.last_seen).where(m.workspace_id == workspace_id, m.user_id.in_(user_ids))
@@ -156,7 +154,6 @@ def overview_totals(session: Session, workspace_id: int, events: pd.DataFrame,
                     today: date | None = None) -> Totals:
     """Headline numbers for the last 30 days and the 30 before (`events` from event_days)."""
     p = periods(today)
-    summaries.ensure_fresh(session, workspace_id, p.today)
     accounts = _active_counts(session, AccountMetrics, workspace_id)
     users = _active_counts(session, UserMetrics, workspace_id)
     recent = events["day"] >= pd.Timestamp(p.start(30))
@@ -184,10 +181,9 @@ def _count_live(session: Session, model: type, workspace_id: int) -> int:
         model.workspace_id == workspace_id, model.archived_at.is_(None)))
 
 
-def movers(session: Session, workspace_id: int, limit: int = 8,
-           today: date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def movers(session: Session, workspace_id: int,
+           limit: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The most active live accounts, and those whose activity dropped most (30 days vs before)."""
-    summaries.ensure_fresh(session, workspace_id, today)
     m = AccountMetrics
     change = (m.events_30d - m.events_prev_30d).label("change")
     base = (sa.select(m.account_id, Account.name, m.events_30d, m.events_prev_30d, change)
@@ -232,7 +228,6 @@ def daily_actives(session: Session, workspace_id: int, days: int = 30,
                   today: date | None = None) -> pd.DataFrame:
     """Active accounts and active users per day, every day present (zeros included)."""
     p = periods(today)
-    summaries.ensure_fresh(session, workspace_id, p.today)
     s = DailySummary
     query = (sa.select(s.day, s.active_accounts.label("accounts"), s.active_users.label("users"))
              .where(s.workspace_id == workspace_id, s.day.between(p.start(days), p.today)))
@@ -245,7 +240,6 @@ def event_days(session: Session, workspace_id: int, days: int = 90, today: date 
     daily chart (`by_day`) and its per-event table (`event_summary`)."""
     p = periods(today)
     if account_id is None and user_id is None:  # workspace-wide: the per-day summary
-        summaries.ensure_fresh(session, workspace_id, p.today)
         d = DailyEvents
         query = sa.select(d.day, d.event, d.count, d.last_at).where(
             d.workspace_id == workspace_id, d.day.between(p.start(days), p.today))

@@ -9,9 +9,10 @@ thousands:
 Whatever changes rollup rows (ingest, re-attribution, removal) marks the accounts, users and
 days it touched in `stale_keys`, in the same transaction. `refresh` recomputes exactly those
 from the rollup; when the day changes it also recomputes the accounts and users with activity
-on the days that left or entered a window. Readers call `ensure_fresh` first: one indexed
-lookup when nothing changed, so ingest stays a few set-based statements and a page after a
-busy sync pays only for what that sync touched.
+on the days that left or entered a window. `ensure_fresh` runs once per request before a
+page reads (see web/common.py), or from the background worker: one indexed lookup when nothing
+changed, so ingest stays a few set-based statements and a page after a busy sync pays only for
+what that sync touched. The read functions (rollups, listing) only read.
 """
 from __future__ import annotations
 
@@ -79,30 +80,39 @@ ON CONFLICT DO NOTHING
 
 # --- refreshing -----------------------------------------------------------------------------
 
-def ensure_fresh(session: Session, workspace_id: int, today: date | None = None) -> None:
-    """Refresh the summaries if anything changed or the day moved on.
+def ensure_fresh(session: Session, workspace_id: int, today: date | None = None) -> bool:
+    """Refresh the summaries if anything changed or the day moved on; True if it refreshed.
 
-    A refresh writes, so it ends the session's open (read) transaction first and commits its
-    own: on SQLite a read transaction's snapshot would not see the refreshed rows.
+    A unit of work of its own: call it before the session's own work (a request, before the
+    page reads). The refresh ends the session's read transaction and begins a write one
+    instead: SQLite refuses to turn a read transaction into a writer once another writer
+    committed, and a read snapshot would not see the refreshed rows.
     """
     today = today or today_utc()
-    as_of, stale = session.execute(sa.select(
-        sa.select(SummaryState.as_of).where(SummaryState.workspace_id == workspace_id)
-        .scalar_subquery(),
-        sa.exists().where(StaleKey.workspace_id == workspace_id))).one()
-    if as_of == today and not stale:
-        return
+    with session.no_autoflush:  # the caller's changes stay the caller's (see begin_write)
+        if is_fresh(session, workspace_id, today):
+            return False
     if isinstance(session, scoped_session):
         session = session()
-    if session.in_transaction():
-        session.commit()
-    session.connection(execution_options=database.WRITE_TRANSACTION)
+    if not database.begin_write(session):
+        raise RuntimeError("ensure_fresh is a unit of work of its own: call it before the "
+                           "session has pending changes")
     try:
         refresh(session, workspace_id, today)
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    return True
+
+
+def is_fresh(session: Session, workspace_id: int, today: date) -> bool:
+    """Whether the summaries are as of `today` with nothing marked stale (one indexed lookup)."""
+    as_of, stale = session.execute(sa.select(
+        sa.select(SummaryState.as_of).where(SummaryState.workspace_id == workspace_id)
+        .scalar_subquery(),
+        sa.exists().where(StaleKey.workspace_id == workspace_id))).one()
+    return as_of == today and not stale
 
 
 def refresh(session: Session, workspace_id: int, today: date) -> None:

@@ -100,7 +100,9 @@ def get_record(collection: str, record_id: str) -> Response:
     if obj != "account":
         return jsonify(schemas.OUTPUTS[obj]().dump(row))
     from ..analytics.rollups import account_metrics, metrics_record  # pandas: only when asked for
+    from ..analytics.summaries import ensure_fresh
 
+    ensure_fresh(db.session, g.principal.workspace_id)  # a unit of work of its own, first
     frame = account_metrics(db.session, g.principal.workspace_id, [record_id])
     metrics = metrics_record(frame, record_id)
     return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics}))

@@ -7,12 +7,16 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
+from ..analytics import summaries
 from ..auth import Principal, current_principal
 from ..extensions import db
 from ..models import Workspace
 from . import bp
 
 PUBLIC_ENDPOINTS = {"dashboard.login"}
+# Pages that read the summaries (analytics/summaries.py): each refreshes them first.
+SUMMARY_PAGES = {"dashboard.index", "dashboard.accounts", "dashboard.account", "dashboard.users",
+                 "dashboard.user", "dashboard.events"}
 
 # (section, label, endpoint, path, icon); an endpoint not registered links to its plain path.
 NAV = [
@@ -33,6 +37,14 @@ def require_login():
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
     return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+
+
+@bp.before_request
+def refresh_summaries() -> None:
+    """Once per page that reads the summaries, before its reads, as a unit of work of its own
+    (the page's reads then never write or commit)."""
+    if request.endpoint in SUMMARY_PAGES:
+        summaries.ensure_fresh(db.session, workspace_id())
 
 
 def principal() -> Principal:

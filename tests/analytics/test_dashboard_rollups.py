@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from correlated.analytics import listing, rollups
+from correlated.analytics import listing, rollups, summaries
 from correlated.ingest.engine import Options, ingest
 
 TODAY = date(2026, 3, 31)  # a Tuesday
@@ -42,12 +42,13 @@ def data(db, workspace):
     ingest(db.session, workspace, "event", "insert",
            [{"event": "billing", "account_id": "b", "timestamp": at(1)}],
            Options(event_needs_user=False))
+    summaries.ensure_fresh(db.session, workspace.id, TODAY)  # what a page does before it reads
     return workspace
 
 
 def test_overview_numbers(db, data):
     events = rollups.event_days(db.session, data.id, days=60, today=TODAY)
-    activity = rollups.account_metrics(db.session, data.id, today=TODAY)
+    activity = rollups.account_metrics(db.session, data.id)
     windows = ["events_30d", "events_prev_30d"]
     assert activity.loc["a", windows].tolist() == [4, 1]
     assert activity.loc["b", windows].tolist() == [1, 1]
@@ -56,7 +57,7 @@ def test_overview_numbers(db, data):
     assert (totals.active_accounts, totals.active_accounts_prev) == (2, 2)
     assert (totals.active_users, totals.active_users_prev) == (2, 2)
     assert (totals.events, totals.events_prev) == (5, 2)
-    top, dropped = rollups.movers(db.session, data.id, today=TODAY)
+    top, dropped = rollups.movers(db.session, data.id)
     assert list(top.index) == ["a", "b"] and list(top["name"]) == ["Alpha", "Beta"]
     assert dropped.empty  # nobody fell: a rose, b stayed
 
@@ -93,7 +94,7 @@ def test_list_metrics_from_the_two_level_aggregate(db, data):
     """Sorting and filtering on metrics uses SQL aggregates; they must match the page's."""
     def ids(**spec):
         page = listing.list_page(db.session, listing.ACCOUNTS, data.id,
-                                 listing.ListSpec(**spec), {"plan": "STRING"}, today=TODAY)
+                                 listing.ListSpec(**spec), {"plan": "STRING"})
         return [r["account_id"] for r in page.rows]
 
     lt = listing.Filter
@@ -106,7 +107,6 @@ def test_list_metrics_from_the_two_level_aggregate(db, data):
     assert ids(sort="trend", desc=True) == ["a", "b", "c"]
     assert ids(filters=[lt("last_seen", "lt", "2026-03-01")]) == ["c"]  # never seen
     users = listing.list_page(db.session, listing.USERS, data.id,
-                              listing.ListSpec(sort="active_days_30d", desc=True), {},
-                              today=TODAY)
+                              listing.ListSpec(sort="active_days_30d", desc=True), {})
     assert [(r["user_id"], r["active_days_30d"]) for r in users.rows] == \
         [("u1", 2), ("u2", 1), ("u3", 0)]

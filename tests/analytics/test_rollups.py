@@ -3,6 +3,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from correlated.ingest.engine import ingest
 from correlated.analytics.rollups import account_metrics, metrics_record
+from correlated.analytics.summaries import ensure_fresh
 
 TODAY = date(2026, 3, 31)
 
@@ -27,7 +28,8 @@ def test_account_metrics_windows(db, workspace):
         {"event": "sign_in", "user_id": "u2", "timestamp": at(40)},
         {"event": "sign_in", "user_id": "u3", "timestamp": at(45)},
     ])
-    frame = account_metrics(db.session, workspace.id, today=TODAY)
+    ensure_fresh(db.session, workspace.id, TODAY)
+    frame = account_metrics(db.session, workspace.id)
     a = metrics_record(frame, "a")
     assert (a["users"], a["active_users_7d"], a["active_users_30d"]) == (2, 1, 2)
     assert (a["events_30d"], a["events_prev_30d"]) == (3, 1)
@@ -35,5 +37,5 @@ def test_account_metrics_windows(db, workspace):
     b = metrics_record(frame, "b")
     assert (b["users"], b["active_users_30d"], b["events_30d"], b["events_prev_30d"]) == (1, 0, 0, 1)
     assert metrics_record(frame, "missing")["users"] == 0
-    only_b = account_metrics(db.session, workspace.id, ["b"], today=TODAY)
+    only_b = account_metrics(db.session, workspace.id, ["b"])
     assert list(only_b.index) == ["b"]
