@@ -17,6 +17,8 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("REDIS_URL", "CORRELATED_REDIS_URL", None, str),
     ("RATE_LIMIT", "CORRELATED_RATE_LIMIT", "6000 per minute", str),
     ("LOGIN_RATE_LIMIT", "CORRELATED_LOGIN_RATE_LIMIT", "10 per minute", str),
+    # failed sign-ins per email, from any address
+    ("LOGIN_ACCOUNT_RATE_LIMIT", "CORRELATED_LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour", str),
     ("RATELIMIT_ENABLED", "CORRELATED_RATE_LIMIT_ENABLED", True, bool),
     ("RATELIMIT_KEY_PREFIX", "CORRELATED_RATE_LIMIT_KEY_PREFIX", "correlated", str),
     ("LOG_LEVEL", "CORRELATED_LOG_LEVEL", "INFO", str),

@@ -10,10 +10,11 @@ import hashlib
 import math
 import time
 
-from flask import Flask, Response, current_app, request
-from flask_limiter import HeaderNames, Limiter
+from flask import Flask, Response, current_app, render_template, request
+from flask_limiter import HeaderNames, Limiter, RequestLimit
 
 from .auth import credential_from_request
+from .web.common import safe_next
 
 # Blueprints whose callers are programs holding an API key (or a connection's header secret).
 LIMITED_BLUEPRINTS = ("api", "hightouch", "census", "webhooks", "segment", "connections_api")
@@ -61,12 +62,36 @@ def init_app(app: Flask) -> Limiter:
     for name in LIMITED_BLUEPRINTS:
         if name in app.blueprints:
             shared(app.blueprints[name])
-    # Password guessing: sign-in attempts are limited per client address.
-    app.view_functions["dashboard.login"] = limiter.limit(
-        app.config["LOGIN_RATE_LIMIT"], key_func=lambda: request.remote_addr or "-",
-        methods=["POST"], scope="login")(app.view_functions["dashboard.login"])
+    limit_logins(app, limiter)
     app.extensions["correlated.limiter"] = limiter
     return limiter
+
+
+def limit_logins(app: Flask, limiter: Limiter) -> None:
+    """Password guessing: sign-in attempts per client address, failed ones per email too."""
+    view = app.view_functions["dashboard.login"]
+    view = limiter.limit(app.config["LOGIN_RATE_LIMIT"], key_func=lambda: request.remote_addr
+                         or "-", methods=["POST"], scope="login", on_breach=login_refused)(view)
+    # Per account: only failures count, so guessing from many addresses still locks the email
+    # while its owner signing in now and then never does.
+    view = limiter.limit(app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=login_email,
+                         methods=["POST"], scope="login-account", on_breach=login_refused,
+                         deduct_when=lambda response: response.status_code == 401)(view)
+    app.view_functions["dashboard.login"] = view
+
+
+def login_email() -> str:
+    """The email a sign-in attempt names, hashed (emails stay out of Redis)."""
+    email = request.form.get("email", "").strip().lower()
+    return "email:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def login_refused(limit: RequestLimit) -> Response:
+    """The lockout page: how long to wait, in words, and the way back to the sign-in form."""
+    seconds = max(1, math.ceil(limit.reset_at - time.time()))
+    wait = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+    page = render_template("auth/locked.html", wait=wait, next=safe_next(request.args.get("next")))
+    return Response(page, status=429, mimetype="text/html")
 
 
 def _retry_after(limiter: Limiter, response: Response) -> Response:
