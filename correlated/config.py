@@ -77,7 +77,10 @@ def load(instance_path: str, environ: os._Environ | dict | None = None) -> dict[
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
-        # orjson for JSON columns: the engine has already refused NaN and oversized integers
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps},
+        # orjson for JSON columns: the engine has already refused NaN and oversized integers.
+        # hide_parameters: a database error's message (and so its log line) shows the SQL but
+        # not the values, which are customer data and were once one 6.5 MB line.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps,
+                                   "hide_parameters": True},
     )
     return config

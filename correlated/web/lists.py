@@ -14,6 +14,9 @@ from ..analytics.listing import OPERATORS, PER_PAGE, Filter, Kind, ListSpec, usa
 from . import bp
 
 MAX_FILTERS = 10
+# Far past any list's end, yet (page - 1) * per_page stays within the 64-bit OFFSET both
+# databases take (?page=10**18 was a 500); a page past the end redirects to the last one.
+MAX_PAGE = 10**9
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ def spec_from_args(args: MultiDict, kind: Kind) -> ListSpec:
         filters=filters,
         sort=args.get("sort", ""),
         desc=args.get("dir") == "desc",
-        page=max(1, _int(args.get("page"), 1)),
+        page=min(max(1, _int(args.get("page"), 1)), MAX_PAGE),
         per_page=per_page if per_page in PER_PAGE else PER_PAGE[0],
     )
 
