@@ -19,6 +19,9 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("LOGIN_RATE_LIMIT", "CORRELATED_LOGIN_RATE_LIMIT", "10 per minute", str),
     # failed sign-ins per email, from any address
     ("LOGIN_ACCOUNT_RATE_LIMIT", "CORRELATED_LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour", str),
+    # gunicorn workers of this server (`correlated serve` sets it): without Redis each counts
+    # sign-in attempts alone, so each enforces its share of the sign-in limits
+    ("SERVER_WORKERS", "CORRELATED_SERVER_WORKERS", 1, int),
     ("RATELIMIT_ENABLED", "CORRELATED_RATE_LIMIT_ENABLED", True, bool),
     ("RATELIMIT_KEY_PREFIX", "CORRELATED_RATE_LIMIT_KEY_PREFIX", "correlated", str),
     ("LOG_LEVEL", "CORRELATED_LOG_LEVEL", "INFO", str),

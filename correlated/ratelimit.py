@@ -12,6 +12,7 @@ import time
 
 from flask import Flask, Response, current_app, render_template, request
 from flask_limiter import HeaderNames, Limiter, RequestLimit
+from limits import parse_many
 
 from .auth import credential_from_request
 from .web.common import safe_next
@@ -70,14 +71,24 @@ def init_app(app: Flask) -> Limiter:
 def limit_logins(app: Flask, limiter: Limiter) -> None:
     """Password guessing: sign-in attempts per client address, failed ones per email too."""
     view = app.view_functions["dashboard.login"]
-    view = limiter.limit(app.config["LOGIN_RATE_LIMIT"], key_func=lambda: request.remote_addr
+    view = limiter.limit(worker_share(app, "LOGIN_RATE_LIMIT"), key_func=lambda: request.remote_addr
                          or "-", methods=["POST"], scope="login", on_breach=login_refused)(view)
     # Per account: only failures count, so guessing from many addresses still locks the email
     # while its owner signing in now and then never does.
-    view = limiter.limit(app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=login_email,
+    view = limiter.limit(worker_share(app, "LOGIN_ACCOUNT_RATE_LIMIT"), key_func=login_email,
                          methods=["POST"], scope="login-account", on_breach=login_refused,
                          deduct_when=lambda response: response.status_code == 401)(view)
     app.view_functions["dashboard.login"] = view
+
+
+def worker_share(app: Flask, setting: str) -> str:
+    """The limit this process enforces: all of it when the counters are shared (Redis) or it
+    is the only worker; else its share, so that the workers together never allow more."""
+    limit, workers = app.config[setting], app.config["SERVER_WORKERS"]
+    if workers <= 1 or not app.config["RATELIMIT_STORAGE_URI"].startswith("memory"):
+        return limit
+    return "; ".join(f"{max(1, item.amount // workers)} per {item.multiples} "
+                     f"{item.GRANULARITY.name}" for item in parse_many(limit))
 
 
 def login_email() -> str:

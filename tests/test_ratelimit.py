@@ -171,10 +171,21 @@ def test_failed_sign_ins_are_limited_per_email_from_any_address(workers, tenant)
     assert other.status_code == 401
 
 
+def test_without_redis_each_worker_enforces_its_share_of_the_sign_in_limit(workers, tenant):
+    """Two workers with memory counters (no Redis): 10 attempts in all, where each counting
+    10 alone let 20 through."""
+    pair = workers(2, SERVER_WORKERS=2)
+    forms = [sign_in_form(worker, tenant.admin_email) for worker in pair]
+    answers = [pair[n % 2].post("/login", data={**forms[n % 2], "password": f"g{n}"}).status_code
+               for n in range(14)]
+    assert answers == [401] * 10 + [429] * 4
+
+
 def test_sign_in_attempts_share_one_budget_across_workers_through_redis(workers, tenant,
                                                                         redis_prefix):
     """Two gunicorn workers on one Redis: 10 attempts per address in all, not 10 per worker."""
-    pair = workers(2, RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=redis_prefix)
+    pair = workers(2, RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=redis_prefix,
+                   SERVER_WORKERS=2)
     forms = [sign_in_form(worker, tenant.admin_email) for worker in pair]
     answers = [pair[n % 2].post("/login", data={**forms[n % 2], "password": f"g{n}"}).status_code
                for n in range(14)]
