@@ -71,8 +71,8 @@ def init_app(app: Flask) -> Limiter:
 def limit_logins(app: Flask, limiter: Limiter) -> None:
     """Password guessing: sign-in attempts per client address, failed ones per email too."""
     view = app.view_functions["dashboard.login"]
-    view = limiter.limit(worker_share(app, "LOGIN_RATE_LIMIT"), key_func=lambda: request.remote_addr
-                         or "-", methods=["POST"], scope="login", on_breach=login_refused)(view)
+    view = limiter.limit(worker_share(app, "LOGIN_RATE_LIMIT"), key_func=client_address,
+                         methods=["POST"], scope="login", on_breach=login_refused)(view)
     # Per account: only failures count, so guessing from many addresses still locks the email
     # while its owner signing in now and then never does.
     view = limiter.limit(worker_share(app, "LOGIN_ACCOUNT_RATE_LIMIT"), key_func=login_email,
@@ -89,6 +89,10 @@ def worker_share(app: Flask, setting: str) -> str:
         return limit
     return "; ".join(f"{max(1, item.amount // workers)} per {item.multiples} "
                      f"{item.GRANULARITY.name}" for item in parse_many(limit))
+
+
+def client_address() -> str:
+    return request.remote_addr or "-"
 
 
 def login_email() -> str:
