@@ -50,6 +50,8 @@ def test_a_match_property_sqlite_cannot_quote_is_refused_naming_the_setting(clie
 
 def test_a_stored_bad_match_property_rejects_rows_instead_of_failing(db, client, tenant):
     """A connection saved before the rule: its rows are refused with a reason, never a 500."""
+    client.post("/api/v1/accounts", headers=tenant.headers, json=[
+        {"account_id": "a1", "name": "A", "plan": "pro"}])
     created = connection(client, tenant, mapping={"match_property": "plan",
                                                   "match_field": "plan"}).get_json()
     db.session.rollback()
