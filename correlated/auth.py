@@ -24,6 +24,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import database
 from .errors import ApiError
+from .ingest.fields import EMAIL_RE
 from .extensions import db, login_manager
 from .models import ApiKey, Member, Workspace, utcnow
 
@@ -161,32 +162,75 @@ def require_key(query_param: str | None = None) -> Callable:
 
 # --- dashboard members ----------------------------------------------------------------------
 
+PASSWORD_MIN = 10  # characters; the dashboard's forms and the CLI hold passwords to it
+
+
 class LoginUser(UserMixin):
-    """The Flask-Login view of a member; its id carries the workspace so lookups stay scoped."""
+    """The Flask-Login view of a member; its id carries the workspace so lookups stay scoped,
+    and the member's session token so that a new token ends the sessions signed with the old."""
 
     def __init__(self, member: Member):
         self.member = member
 
     def get_id(self) -> str:
-        return f"{self.member.workspace_id}:{self.member.email}"
+        return f"{self.member.workspace_id}:{self.member.session_token}:{self.member.email}"
+
+
+def login_problem(email: str, password: str) -> str | None:
+    """Why this email and password may not become a login, or None (the dashboard's rules)."""
+    if len(email.strip()) > 254 or not EMAIL_RE.match(email.strip()):
+        return "the login must be an email address like name@company.com"
+    if len(password) < PASSWORD_MIN:
+        return f"the password must have at least {PASSWORD_MIN} characters"
+    return None
 
 
 def add_member(session: Session, workspace: Workspace, email: str, password: str,
                role: str = "member") -> Member:
     member = Member(workspace_id=workspace.id, email=email.strip().lower(),
-                    password_hash=generate_password_hash(password), role=role)
+                    password_hash=generate_password_hash(password), role=role,
+                    session_token=new_session_token())
     session.add(member)
     session.flush()
     return member
 
 
+def new_session_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def end_sessions(member: Member) -> None:
+    """Every session cookie of this member stops working (the caller commits)."""
+    member.session_token = new_session_token()
+
+
+def set_password(member: Member, password: str) -> None:
+    """A new password, which also ends the member's sessions (the caller commits)."""
+    member.password_hash = generate_password_hash(password)
+    end_sessions(member)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def matching_members(session: Session, email: str, password: str) -> list[Member]:
+    """The members (one per workspace) with this email and password.
+
+    An unknown email checks a dummy hash, so it costs as long as a wrong password: the time
+    of an answer does not tell which emails have a login.
+    """
+    candidates = list(session.scalars(sa.select(Member).where(
+        Member.email == email.strip().lower()).order_by(Member.workspace_id)))
+    if not candidates:
+        check_password_hash(_dummy_hash(), password)
+    return [m for m in candidates if check_password_hash(m.password_hash, password)]
+
+
 def check_login(session: Session, email: str, password: str) -> Member | None:
-    """The member with this email and password, or None."""
-    candidates = session.scalars(sa.select(Member).where(Member.email == email.strip().lower()))
-    for member in candidates:
-        if check_password_hash(member.password_hash, password):
-            return member
-    return None
+    """The first member with this email and password, or None."""
+    return next(iter(matching_members(session, email, password)), None)
 
 
 def current_principal() -> Principal | None:
@@ -212,9 +256,13 @@ def init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> LoginUser | None:
-        workspace_id, _, email = user_id.partition(":")
-        if not workspace_id.isdigit():
+        workspace_id, _, rest = user_id.partition(":")
+        token, _, email = rest.partition(":")
+        if not workspace_id.isdigit() or not token:
             return None
         member = db.session.get(Member, (int(workspace_id), email))
-        return LoginUser(member) if member else None
+        if member is None or not hmac.compare_digest(member.session_token.encode(),
+                                                     token.encode()):
+            return None  # removed, signed out, or the password changed since this cookie
+        return LoginUser(member)
 

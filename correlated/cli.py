@@ -11,7 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 
 from . import MIGRATIONS
-from .auth import issue_key, revoke_keys
+from .auth import issue_key, login_problem, revoke_keys
 from .extensions import db
 from .models import ApiKey
 from .workspaces import create_workspace, find_workspace, first_workspace
@@ -121,6 +121,9 @@ def workspace_create(name: str, admin_email: str, admin_password: str) -> None:
     """Create a workspace with an admin login."""
     if find_workspace(db.session, name):
         raise click.ClickException(f"workspace {name!r} already exists")
+    problem = login_problem(admin_email, admin_password)
+    if problem:
+        raise click.ClickException(f"{problem} (as in the dashboard's Members page)")
     create_workspace(db.session, name, admin_email, admin_password)
     db.session.commit()
     click.echo(f"created workspace {name!r} with admin {admin_email}")

@@ -17,6 +17,11 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("REDIS_URL", "CORRELATED_REDIS_URL", None, str),
     ("RATE_LIMIT", "CORRELATED_RATE_LIMIT", "6000 per minute", str),
     ("LOGIN_RATE_LIMIT", "CORRELATED_LOGIN_RATE_LIMIT", "10 per minute", str),
+    # failed sign-ins per email, from any address
+    ("LOGIN_ACCOUNT_RATE_LIMIT", "CORRELATED_LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour", str),
+    # gunicorn workers of this server (`correlated serve` sets it): without Redis each counts
+    # sign-in attempts alone, so each enforces its share of the sign-in limits
+    ("SERVER_WORKERS", "CORRELATED_SERVER_WORKERS", 1, int),
     ("RATELIMIT_ENABLED", "CORRELATED_RATE_LIMIT_ENABLED", True, bool),
     ("RATELIMIT_KEY_PREFIX", "CORRELATED_RATE_LIMIT_KEY_PREFIX", "correlated", str),
     ("LOG_LEVEL", "CORRELATED_LOG_LEVEL", "INFO", str),
@@ -75,7 +80,10 @@ def load(instance_path: str, environ: os._Environ | dict | None = None) -> dict[
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
-        # orjson for JSON columns: the engine has already refused NaN and oversized integers
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps},
+        # orjson for JSON columns: the engine has already refused NaN and oversized integers.
+        # hide_parameters: a database error's message (and so its log line) shows the SQL but
+        # not the values, which are customer data and were once one 6.5 MB line.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps,
+                                   "hide_parameters": True},
     )
     return config

@@ -45,6 +45,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):
+        if error.response is not None:  # a page of its own (the sign-in lockout)
+            return error.response
         if is_machine_request():
             response = jsonify({"error": describe_http_error(error)})
             response.status_code = error.code or 500

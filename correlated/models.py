@@ -49,6 +49,9 @@ class Member(db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(16), default="member")  # admin | member
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    # Part of every session cookie of this member; a new value (sign-out, password change)
+    # ends every session signed with the old one. Empty: no session is valid yet.
+    session_token: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     __table_args__ = (sa.Index("ix_members_email", "email"),)
 
 

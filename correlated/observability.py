@@ -30,8 +30,13 @@ from .ingest.log import REDACTED, SECRET_KEYS
 log = logging.getLogger("correlated.request")
 bp = Blueprint("metrics", __name__)
 
-SECRET_IN_QUERY = re.compile(rf"((?:^|[?&])[^=&\s?]*{SECRET_KEYS.pattern}[^=&\s]*=)[^&\s\"']*",
-                             re.IGNORECASE)
+# A query parameter holding a secret: named like one, or named `key` or `...key` (?key=,
+# ?apikey=, ?writeKey=), the spellings callers use to pass an API key in the URL.
+SECRET_PARAM = re.compile(rf"{SECRET_KEYS.pattern}|key$", re.IGNORECASE)
+SECRET_IN_QUERY = re.compile(
+    rf"((?:^|[?&])(?:[^=&\s?]*{SECRET_KEYS.pattern}[^=&\s]*|[^=&\s?]*key)=)[^&\s\"']*",
+    re.IGNORECASE)
+MAX_LOG_TEXT = 16_000  # characters of a message or traceback in one log line
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter("correlated_http_requests", "HTTP requests answered",
@@ -68,10 +73,19 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
             "level": record.levelname.lower(), "logger": record.name}
-        entry.update(getattr(record, "fields", None) or {"message": record.getMessage()})
+        entry.update(getattr(record, "fields", None) or {"message": cap(record.getMessage())})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = cap(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
+
+
+def cap(text: str, limit: int = MAX_LOG_TEXT) -> str:
+    """At most `limit` characters: the start and the end (a traceback's last line names the
+    error), the middle cut with a count."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} …[{len(text) - 2 * half:,} characters cut]… {text[-half:]}"
 
 
 def configure_logging(level: str) -> None:
@@ -154,7 +168,7 @@ def safe_query() -> str | None:
     """The query string with the values of secret-looking parameters replaced."""
     if not request.args:
         return None
-    return urlencode([(k, REDACTED if SECRET_KEYS.search(k) else v)
+    return urlencode([(k, REDACTED if SECRET_PARAM.search(k) else v)
                       for k, v in request.args.items(multi=True)])
 
 

@@ -10,10 +10,12 @@ import hashlib
 import math
 import time
 
-from flask import Flask, Response, current_app, request
-from flask_limiter import HeaderNames, Limiter
+from flask import Flask, Response, current_app, render_template, request
+from flask_limiter import HeaderNames, Limiter, RequestLimit
+from limits import parse_many
 
 from .auth import credential_from_request
+from .web.common import safe_next
 
 # Blueprints whose callers are programs holding an API key (or a connection's header secret).
 LIMITED_BLUEPRINTS = ("api", "hightouch", "census", "webhooks", "segment", "connections_api")
@@ -61,12 +63,50 @@ def init_app(app: Flask) -> Limiter:
     for name in LIMITED_BLUEPRINTS:
         if name in app.blueprints:
             shared(app.blueprints[name])
-    # Password guessing: sign-in attempts are limited per client address.
-    app.view_functions["dashboard.login"] = limiter.limit(
-        app.config["LOGIN_RATE_LIMIT"], key_func=lambda: request.remote_addr or "-",
-        methods=["POST"], scope="login")(app.view_functions["dashboard.login"])
+    limit_logins(app, limiter)
     app.extensions["correlated.limiter"] = limiter
     return limiter
+
+
+def limit_logins(app: Flask, limiter: Limiter) -> None:
+    """Password guessing: sign-in attempts per client address, failed ones per email too."""
+    view = app.view_functions["dashboard.login"]
+    view = limiter.limit(worker_share(app, "LOGIN_RATE_LIMIT"), key_func=client_address,
+                         methods=["POST"], scope="login", on_breach=login_refused)(view)
+    # Per account: only failures count, so guessing from many addresses still locks the email
+    # while its owner signing in now and then never does.
+    view = limiter.limit(worker_share(app, "LOGIN_ACCOUNT_RATE_LIMIT"), key_func=login_email,
+                         methods=["POST"], scope="login-account", on_breach=login_refused,
+                         deduct_when=lambda response: response.status_code == 401)(view)
+    app.view_functions["dashboard.login"] = view
+
+
+def worker_share(app: Flask, setting: str) -> str:
+    """The limit this process enforces: all of it when the counters are shared (Redis) or it
+    is the only worker; else its share, so that the workers together never allow more."""
+    limit, workers = app.config[setting], app.config["SERVER_WORKERS"]
+    if workers <= 1 or not app.config["RATELIMIT_STORAGE_URI"].startswith("memory"):
+        return limit
+    return "; ".join(f"{max(1, item.amount // workers)} per {item.multiples} "
+                     f"{item.GRANULARITY.name}" for item in parse_many(limit))
+
+
+def client_address() -> str:
+    return request.remote_addr or "-"
+
+
+def login_email() -> str:
+    """The email a sign-in attempt names, hashed (emails stay out of Redis)."""
+    email = request.form.get("email", "").strip().lower()
+    return "email:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def login_refused(limit: RequestLimit) -> Response:
+    """The lockout page: how long to wait, in words, and the way back to the sign-in form."""
+    seconds = max(1, math.ceil(limit.reset_at - time.time()))
+    wait = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+    page = render_template("auth/locked.html", wait=wait, next=safe_next(request.args.get("next")))
+    return Response(page, status=429, mimetype="text/html")
 
 
 def _retry_after(limiter: Limiter, response: Response) -> Response:

@@ -29,10 +29,24 @@ class _Server(BaseApplication):
         return create_app()
 
 
+# Each connection is a greenlet, not a process or thread: a client trickling its headers or
+# body (slowloris) holds a few kilobytes, not the worker, so /healthz and the API keep
+# answering. Up to WORKER_CONNECTIONS per worker; a production proxy adds timeouts and
+# buffering in front (docs/operations.md).
+WORKER_CLASS = "gevent"
+WORKER_CONNECTIONS = 1000
+
+
+def server_options(bind: str, workers: int) -> dict:
+    """gunicorn's settings for `correlated serve`."""
+    return {"bind": bind, "workers": workers, "worker_class": WORKER_CLASS,
+            "worker_connections": WORKER_CONNECTIONS, "accesslog": "-", "timeout": 120,
+            "graceful_timeout": 20, "access_log_format": ACCESS_LOG_FORMAT,
+            "raw_env": [f"CORRELATED_SERVER_WORKERS={workers}"]}
+
+
 def run_gunicorn(bind: str, workers: int) -> None:
-    options = {"bind": bind, "workers": workers, "accesslog": "-", "timeout": 120,
-               "graceful_timeout": 20, "access_log_format": ACCESS_LOG_FORMAT}
-    _Server({**options, **metrics_hooks(workers)}).run()
+    _Server({**server_options(bind, workers), **metrics_hooks(workers)}).run()
 
 
 def metrics_hooks(workers: int) -> dict:

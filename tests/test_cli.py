@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
+import pytest
 import requests
 import sqlalchemy as sa
 
@@ -50,6 +51,20 @@ def test_cli_errors_are_clear(runner, tenant):
     assert result.exit_code != 0 and "already exists" in result.output
     result = runner.invoke(args=["keys", "revoke", "cor_zzzzzzzz"])
     assert result.exit_code != 0 and "no active key" in result.output
+
+
+@pytest.mark.parametrize("email, password, message", [
+    ("boss@initech.example", "", "at least 10 characters"),
+    ("boss@initech.example", "short", "at least 10 characters"),
+    ("boss", "a long enough password", "an email address"),
+    ("boss@initech", "a long enough password", "an email address"),
+])
+def test_workspace_create_holds_logins_to_the_dashboards_rules(db, runner, email, password,
+                                                               message):
+    result = runner.invoke(args=["workspace", "create", "initech", "--admin-email", email,
+                                 "--admin-password", password])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert db.session.scalars(sa.select(Workspace)).all() == []
 
 
 def test_demo_load_writes_through_the_engine(db, runner, tenant):

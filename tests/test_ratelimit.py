@@ -127,8 +127,69 @@ def test_sign_in_attempts_are_limited_per_address(client, tenant):
     attempts = [client.post("/login", data={**form, "password": f"guess{i}"}).status_code
                 for i in range(11)]
     assert 429 not in attempts[:10] and attempts[10] == 429
-    right = client.post("/login", data={**form, "password": tenant.admin_password})
-    assert right.status_code == 429 and "Too Many Requests" in right.get_data(as_text=True)
+    right = client.post("/login?next=/accounts", data={**form, "password": tenant.admin_password})
+    assert right.status_code == 429 and 1 <= int(right.headers["Retry-After"]) <= 60
+
+
+def test_the_lockout_page_says_how_long_to_wait_and_leads_back_to_sign_in(client, tenant):
+    """Issue #18, 18: a sentence with the wait, not "10 per 1 minute" and a dashboard button."""
+    form = sign_in_form(client, tenant.admin_email)
+    for i in range(10):
+        client.post("/login", data={**form, "password": f"guess{i}"})
+    page = client.post("/login?next=/accounts", data={**form, "password": "x"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 429 and "per 1 minute" not in html
+    assert re.search(r"Wait \d+ seconds, then try again", html)
+    assert 'href="/login?next=/accounts">Back to the sign-in form' in html
+    assert "Back to the overview" not in html
+
+
+def sign_in_form(client, email: str) -> dict[str, str]:
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    return {"email": email, "csrf_token": token}
+
+
+def test_failed_sign_ins_are_limited_per_email_from_any_address(workers, tenant):
+    """Guessing one email's password from many addresses meets the per-account limit; another
+    email, and signing in with the right password, never count towards it."""
+    client, = workers(1, LOGIN_RATE_LIMIT="1000 per minute")
+    form = sign_in_form(client, tenant.admin_email)
+    for _ in range(3):  # successes do not count
+        ok = client.post("/login", data={**form, "password": tenant.admin_password})
+        assert ok.status_code == 302
+        client.post("/logout", data={"csrf_token": form["csrf_token"]})
+    answers = [client.post("/login", data={**form, "password": f"guess{n}"},
+                           environ_base={"REMOTE_ADDR": f"10.0.0.{n}"}).status_code
+               for n in range(22)]
+    assert answers == [401] * 20 + [429] * 2
+    right = client.post("/login", data={**form, "password": tenant.admin_password},
+                        environ_base={"REMOTE_ADDR": "10.0.1.1"})
+    assert right.status_code == 429
+    other = client.post("/login", data={**form, "email": "someone@else.example",
+                                        "password": "x"}, environ_base={"REMOTE_ADDR": "10.0.1.2"})
+    assert other.status_code == 401
+
+
+def test_without_redis_each_worker_enforces_its_share_of_the_sign_in_limit(workers, tenant):
+    """Two workers with memory counters (no Redis): 10 attempts in all, where each counting
+    10 alone let 20 through."""
+    pair = workers(2, SERVER_WORKERS=2)
+    forms = [sign_in_form(worker, tenant.admin_email) for worker in pair]
+    answers = [pair[n % 2].post("/login", data={**forms[n % 2], "password": f"g{n}"}).status_code
+               for n in range(14)]
+    assert answers == [401] * 10 + [429] * 4
+
+
+def test_sign_in_attempts_share_one_budget_across_workers_through_redis(workers, tenant,
+                                                                        redis_prefix):
+    """Two gunicorn workers on one Redis: 10 attempts per address in all, not 10 per worker."""
+    pair = workers(2, RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=redis_prefix,
+                   SERVER_WORKERS=2)
+    forms = [sign_in_form(worker, tenant.admin_email) for worker in pair]
+    answers = [pair[n % 2].post("/login", data={**forms[n % 2], "password": f"g{n}"}).status_code
+               for n in range(14)]
+    assert answers == [401] * 10 + [429] * 4
 
 
 def test_redis_budget_is_shared_by_two_workers(workers, tenant, db, redis_prefix):

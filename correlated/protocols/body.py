@@ -23,16 +23,27 @@ def raw_body() -> bytes:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     data = request.get_data(cache=True)
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        data = gunzip(data, limit)
+    return data
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Every member of a gzip stream (RFC 1952 allows several: `cat a.gz b.gz`), in order,
+    refused once more than `limit` bytes come out."""
+    out = bytearray()
+    while True:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            data = inflater.decompress(data, limit + 1)
+            out += inflater.decompress(data, limit + 1 - len(out))
         except zlib.error as exc:
             raise ApiError(400, f"body: not valid gzip ({exc})") from None
-        if len(data) > limit or inflater.unconsumed_tail:
+        if len(out) > limit or inflater.unconsumed_tail:
             raise ApiError(413, f"body: larger than {limit:,} bytes once decompressed")
         if not inflater.eof:
             raise ApiError(400, "body: truncated gzip stream")
-    return data
+        data = inflater.unused_data
+        if not data.strip(b"\0"):  # gzip(1) also ends at zero padding
+            return bytes(out)
 
 
 def json_body(require_content_type: bool = False) -> Any:

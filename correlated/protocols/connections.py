@@ -9,6 +9,7 @@ keys become dimensions/properties and the engine's rules still hold.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -162,11 +163,18 @@ def _mapping(obj: str, mapping: Any, errors: dict[str, str]) -> dict[str, str]:
             errors[f"mapping.{key}"] = check_json(value)
         elif value and value.strip():
             clean[key] = value.strip()
+    if UNSAFE_PROPERTY.search(clean.get("match_property", "")):
+        errors["mapping.match_property"] = ('a dimension key without " or \\ or control '
+                                            "characters (they cannot name a JSON key in SQL)")
     if bool(clean.get("match_property")) != bool(clean.get("match_field")):
         errors["mapping.match_field"] = "match_property and match_field go together"
     if obj == "event" and clean.get("event_field") and clean.get("event_name"):
         errors["mapping.event_name"] = "give an event type field or a fixed name, not both"
     return clean
+
+
+# SQLite reads the key inside a JSON path ('$."key"'), where these cannot be escaped.
+UNSAFE_PROPERTY = re.compile(r'["\\\x00-\x1f\x7f]')
 
 
 def rotate_token(connection: WebhookConnection) -> str:
@@ -460,6 +468,10 @@ def _fall_back(draft: Draft, obj: str, id_key: str, fallback: str,
 def _match_custom(session: Session, workspace_id: int, obj: str, mapping: dict[str, str],
                   drafts: list[Draft], id_key: str) -> None:
     prop, source = mapping["match_property"], mapping["match_field"]
+    if UNSAFE_PROPERTY.search(prop):  # saved before it was validated: refuse, don't crash
+        for draft in drafts:
+            draft.reason = f"match_property {prop!r}: not usable; change the connection's mapping"
+        return
     values = [_text(d.values["match_field"]) for d in drafts if _given(d.values.get("match_field"))]
     by_value = _ids_by(session, workspace_id, obj, prop, values, custom=True)
     for draft in drafts:

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import io
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import orjson
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, jsonify, request, stream_with_context
+from flask import Blueprint, Response, g, jsonify, request
 from marshmallow import Schema, ValidationError
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from .. import database
+from .. import csvexport
 from . import schemas
 from ..ingest import fields as catalog
 from ..auth import require_key
@@ -177,8 +174,8 @@ ATTRIBUTES = {"account": ("traits", "dimensions"), "user": ("traits", "dimension
 def csv_export(collection: str, obj: str, query: sa.Select) -> Response:
     """Every matching record, streamed in ID order, one column per catalog field."""
     columns = csv_columns(obj)
-    return Response(stream_with_context(csv_lines(obj, query, columns)), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{collection}.csv"'})
+    rows = ([get(row) for _, get in columns] for row in records(obj, query))
+    return csvexport.response(f"{collection}.csv", [header for header, _ in columns], rows)
 
 
 def csv_columns(obj: str) -> list[tuple[str, Callable[[RowMapping], Any]]]:
@@ -204,34 +201,15 @@ def csv_columns(obj: str) -> list[tuple[str, Callable[[RowMapping], Any]]]:
     return columns
 
 
-def csv_lines(obj: str, query: sa.Select, columns: list) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([header for header, _ in columns])
+def records(obj: str, query: sa.Select) -> Iterator[RowMapping]:
+    """Every row of `query`, read EXPORT_CHUNK at a time in ID order (keyset, not offset)."""
     page = query
     while True:
         rows = db.session.execute(page.limit(EXPORT_CHUNK)).mappings().all()
-        writer.writerows([csv_cell(get(row)) for _, get in columns] for row in rows)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+        yield from rows
         if len(rows) < EXPORT_CHUNK:
             return
         page = after(obj, query, rows[-1][ID_FIELD[obj]])
-
-
-def csv_cell(value: Any) -> str:
-    """Text for one cell: empty for null, JSON for objects and arrays, ISO 8601 UTC for times."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):  # PostgreSQL can hand back integers beyond 64 bits
-        return database.json_dumps(value)
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return aware.isoformat()
-    return str(value)
 
 
 # --- the field catalog ----------------------------------------------------------------------

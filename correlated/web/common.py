@@ -13,7 +13,7 @@ from ..extensions import db
 from ..models import Workspace
 from . import bp
 
-PUBLIC_ENDPOINTS = {"dashboard.login"}
+PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.choose_workspace"}
 # Pages that read the summaries (analytics/summaries.py): each refreshes them first.
 SUMMARY_PAGES = {"dashboard.index", "dashboard.accounts", "dashboard.account", "dashboard.users",
                  "dashboard.user", "dashboard.events"}
@@ -28,6 +28,7 @@ NAV = [
     ("Data", "Connections", "dashboard.connections", "/connections", "connections"),
     ("Settings", "API keys", "dashboard.keys", "/settings/keys", "key"),
     ("Settings", "Members", "dashboard.members", "/settings/members", "members"),
+    ("Settings", "Password", "dashboard.change_password", "/settings/password", "key"),
 ]
 
 
@@ -66,12 +67,14 @@ def require_admin() -> None:
 
 def safe_next(target: str | None) -> str | None:
     """A same-site path to go back to after signing in, or None (never another host)."""
-    if not target:
-        return None
+    if not target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return None  # CR/LF would split the Location header
+    # Browsers read a backslash as a slash ("/\\evil.com" goes to evil.com): judge it as one.
+    target = target.replace("\\", "/")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
-    return target.replace("\\", "")
+    return target
 
 
 def _href(endpoint: str, path: str) -> str:

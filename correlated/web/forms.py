@@ -4,7 +4,9 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+
+from ..auth import PASSWORD_MIN
 
 from ..ingest.fields import EMAIL_RE, KEY_MAX, TYPES
 
@@ -22,6 +24,16 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
 
 
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password",
+                            validators=[DataRequired("Enter your current password.")])
+    password = PasswordField("New password", validators=[
+        DataRequired("Enter a new password."),
+        Length(min=PASSWORD_MIN, message=f"Use at least {PASSWORD_MIN} characters.")])
+    confirm = PasswordField("New password again", validators=[
+        EqualTo("password", message="The two new passwords differ.")])
+
+
 class KeyForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired("Give the key a name."), Length(max=120)],
                        description="Where it will be used, e.g. “Hightouch production”.")
@@ -32,7 +44,7 @@ class MemberForm(FlaskForm):
                                              EMAIL])
     password = PasswordField("Initial password", validators=[
         DataRequired("Set an initial password."),
-        Length(min=10, message="Use at least 10 characters.")])
+        Length(min=PASSWORD_MIN, message=f"Use at least {PASSWORD_MIN} characters.")])
     role = SelectField("Role", choices=[SelectChoice("member", "Member"),
                                         SelectChoice("admin", "Admin")], default="member")
 

@@ -1,22 +1,22 @@
 """The list pages' shared parts: query string <-> ListSpec, columns, CSV export."""
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-from flask import Response, redirect, request, stream_with_context, url_for
+from flask import Response, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from ..ingest import fields as catalog_fields
-from ..ingest.fields import _is_number
+from .. import csvexport
 from ..extensions import db
 from ..analytics.listing import OPERATORS, PER_PAGE, Filter, Kind, ListSpec, usable_key
 from . import bp
-from .formatting import dimension
 
 MAX_FILTERS = 10
+# Far past any list's end, yet (page - 1) * per_page stays within the 64-bit OFFSET both
+# databases take (?page=10**18 was a 500); a page past the end redirects to the last one.
+MAX_PAGE = 10**9
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def spec_from_args(args: MultiDict, kind: Kind) -> ListSpec:
         filters=filters,
         sort=args.get("sort", ""),
         desc=args.get("dir") == "desc",
-        page=max(1, _int(args.get("page"), 1)),
+        page=min(max(1, _int(args.get("page"), 1)), MAX_PAGE),
         per_page=per_page if per_page in PER_PAGE else PER_PAGE[0],
     )
 
@@ -101,23 +101,9 @@ def csv_response(filename: str, columns: list[Column], rows: Iterable[dict[str, 
                  key_columns: list[tuple[str, str]]) -> Response:
     """Stream the rows as CSV: the key columns, then each column (dimensions raw, not styled)."""
     header = [label for _key, label in key_columns] + [c.label for c in columns]
-
-    def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow([_csv_value(row.get(k)) for k, _label in key_columns]
-                            + [_csv_value(_value(row, c)) for c in columns])
-            if buffer.tell() > 64_000:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    response = Response(stream_with_context(generate()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    cells = ([_csv_value(row.get(k)) for k, _label in key_columns]
+             + [_csv_value(_value(row, c)) for c in columns] for row in rows)
+    return csvexport.response(filename, header, cells)
 
 
 def _value(row: dict[str, Any], column: Column) -> Any:
@@ -127,18 +113,8 @@ def _value(row: dict[str, Any], column: Column) -> Any:
 
 
 def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, float):
-        return round(value, 2)
-    if isinstance(value, (dict, list)):
-        return dimension(value)
-    text = str(value)
-    # A cell starting with = + - @ is a formula to spreadsheets: keep it text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
-
+    # Derived figures (rates, averages) to two decimals; the writer does the rest.
+    return round(value, 2) if isinstance(value, float) else value
 
 
 # --- one list page, for accounts and users ---------------------------------------------------

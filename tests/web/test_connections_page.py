@@ -161,7 +161,8 @@ def test_members_view_but_only_admins_change(member, db, tenant, hook):
     html = page(member, "/connections")
     assert "Warehouse accounts" in html and 'id="new-connection"' not in html
     detail = page(member, f"/connections/{hook.id}")
-    assert hook.auth_token in detail and "Save settings" not in detail
+    # Issue #13, 11: the header value is a write credential, for admins only.
+    assert hook.auth_token not in detail and "Save settings" not in detail
     token = token_of(detail)
     for path in ("/connections", f"/connections/{hook.id}/settings",
                  f"/connections/{hook.id}/rotate", f"/connections/{hook.id}/delete"):

@@ -59,6 +59,10 @@ FORMS = [
     ("dashboard.invite_member", "/settings/members",
      {"email": "eve@acme.example", "password": "a long password", "role": "admin"}),
     ("dashboard.remove_member", "/settings/members/bob@acme.example/remove", {}),
+    ("dashboard.choose_workspace", "/login/workspace", {"workspace_id": "1"}),
+    ("dashboard.change_password", "/settings/password",
+     {"current": "correct horse battery staple", "password": "a brand new password",
+      "confirm": "a brand new password"}),
     ("dashboard.logout", "/logout", {}),
 ]
 
