@@ -340,7 +340,7 @@ def time_refresh(url: str, today: date, seed: int = 5) -> list[tuple[str, float]
     """What keeping the summaries (summaries.py) fresh costs, in ms: building them from the
     whole rollup, the first view of a new day, and the first view after a sync."""
     from correlated.analytics import summaries
-    from correlated.ingest.engine import Options, ingest
+    from correlated.ingest.engine import ingest
     from correlated.models import SummaryState, Workspace
 
     app = make_app(url)
@@ -363,7 +363,7 @@ def time_refresh(url: str, today: date, seed: int = 5) -> list[tuple[str, float]
                  "user_id": f"user_{u:06d}", "timestamp": (now - timedelta(
                      seconds=int(rng.integers(0, 3600)))).isoformat()} for u in users]
         took = _elapsed(lambda: ingest(session, workspace, "event", "insert", rows,
-                                       Options(log=False)))
+                                       protocol=None))
         out.append((f"ingest of {SYNC_ROWS:,} events for {SYNC_ROWS:,} random users "
                     f"(for scale)", took))
         out.append((f"first view after that sync ({SYNC_ROWS:,} users, their accounts, "

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .ingest.engine import Options, ingest
+from .ingest.engine import ingest
 from .models import Workspace
 
 PREFIXES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne",
@@ -57,11 +57,10 @@ def load_demo(session: Session, workspace: Workspace, accounts: int = 60, days: 
     # The trajectory shapes the generated activity; it is not a dimension of the account.
     trajectories = {a["account_id"]: a.pop("_trajectory") for a in account_rows}
     user_rows = [u for a in account_rows for u in _users(rng, a, today)]
-    options = Options(protocol="demo", log=False)
-    _write(session, workspace, "account", "upsert", account_rows, options, progress)
-    _write(session, workspace, "user", "upsert", user_rows, options, progress)
+    _write(session, workspace, "account", "upsert", account_rows, progress)
+    _write(session, workspace, "user", "upsert", user_rows, progress)
     total = _write(session, workspace, "event", "insert",
-                   _events(rng, user_rows, trajectories, days, today, seed), options, progress,
+                   _events(rng, user_rows, trajectories, days, today, seed), progress,
                    estimate=int(len(user_rows) * days * 0.9))
     analyze(session)
     return {"accounts": len(account_rows), "users": len(user_rows), "events": total}
@@ -74,14 +73,15 @@ def analyze(session: Session) -> None:
 
 
 def _write(session: Session, workspace: Workspace, obj: str, op: str, rows: Iterable[dict],
-           options: Options, progress: Progress | None, estimate: int | None = None) -> int:
+           progress: Progress | None, estimate: int | None = None) -> int:
     if estimate is None:
         rows = list(rows)
         estimate = len(rows)
     written = 0
     with (progress(estimate, f"{obj}s") if progress else nullcontext()) as bar:
         for chunk in _chunks(iter(rows)):
-            result = ingest(session, workspace, obj, op, chunk, options)
+            # Not a request: no ingest-log entry (the log shows what senders sent).
+            result = ingest(session, workspace, obj, op, chunk, protocol=None)
             if result.rejected:
                 raise RuntimeError(f"demo data rejected: {result.rejected[0].reason}")
             written += len(chunk)

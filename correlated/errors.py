@@ -27,6 +27,18 @@ class ApiError(Exception):
         return response
 
 
+class InvalidInput(ValueError):
+    """A service refusing what it was asked; each protocol answers it in its own shape.
+
+    `detail` names the field and the problem; `data` carries more for the caller (a list of
+    every problem found, say)."""
+
+    def __init__(self, detail: str, **data: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.data = data
+
+
 def is_machine_request() -> bool:
     return request.path.startswith(MACHINE_PREFIXES)
 

@@ -17,7 +17,6 @@ from .extensions import db
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 UTC = sa.DateTime(timezone=True)
-OBJECTS = ("account", "user", "event")
 
 
 def utcnow() -> datetime:
@@ -133,6 +132,10 @@ class Event(db.Model):
         sa.Index("ix_events_user_time", "workspace_id", "user_id", "timestamp"),
         sa.Index("ix_events_name_time", "workspace_id", "event", "timestamp"),
     )
+
+
+# The table of each object's records.
+RECORDS = {"account": Account.__table__, "user": User.__table__, "event": Event.__table__}
 
 
 class DailyActivity(db.Model):

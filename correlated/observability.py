@@ -183,16 +183,21 @@ def _workspace_id() -> int | None:
 
 # --- metrics --------------------------------------------------------------------------------
 
-def count_rows(protocol: str, results: Sequence[ingest.Result]) -> None:
-    """Ingest-log hook: rows per outcome, including those an adapter refused before the engine."""
-    for result in results:
-        rejected = len(result.rejected)
+def count_rows(protocol: str, outcome: ingest.Outcome) -> None:
+    """Ingest-log hook: rows per outcome, including those an adapter refused before the engine
+    (rows it could not tell the object of count as "unknown")."""
+    for result in outcome.results:
         ROWS.labels(protocol, result.object, "accepted").inc(result.accepted)
-        ROWS.labels(protocol, result.object, "rejected").inc(rejected)
+        ROWS.labels(protocol, result.object, "rejected").inc(len(result.rejected))
+    unknown = len(outcome.rejected) - sum(len(r.rejected) for r in outcome.results)
+    if unknown:
+        ROWS.labels(protocol, "unknown", "rejected").inc(unknown)
 
 
-def time_ingest(protocol: str, results: Sequence[ingest.Result], seconds: float) -> None:
-    """Engine hook: how long a unit of work took, and whether the database refused it."""
+def time_ingest(protocol: str | None, results: Sequence[ingest.Result], seconds: float) -> None:
+    """Engine hook: how long a request's unit of work took, and whether the database refused it."""
+    if protocol is None:
+        return  # not a request (demo data, benchmarks)
     INGEST_SECONDS.labels(protocol).observe(seconds)
     if any(result.error for result in results):
         INGEST_ERRORS.labels(protocol).inc()

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from correlated import ROOT, create_app
 from correlated.extensions import db as _db
-from correlated.ingest.engine import Options, ingest
+from correlated.ingest.engine import ingest
 from correlated.observability import JsonFormatter
 from tests.servers import Gunicorn, free_port as _free_port, wait_for
 from tests.test_cli import _read_until
@@ -76,7 +76,7 @@ def test_engine_calls_are_counted_whoever_makes_them(client, db, workspace):
     before = scrape(client)
     ingest(db.session, workspace, "user", "upsert",
            [{"user_id": "u1", "email": "ada@acme.io"}, {"user_id": "u2", "email": "nope"}],
-           Options(protocol="engine-test"))
+           protocol="engine-test")
     after = scrape(client)
     assert rows(after, "engine-test", "user", "accepted") - \
         rows(before, "engine-test", "user", "accepted") == 1

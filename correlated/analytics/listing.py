@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from . import rollups
 from ..models import Account, AccountMetrics, User, UserMetrics
+from ..vocabulary import (ACCOUNT_METRICS, DATE_METRICS, DERIVED_METRICS, ID_FIELD,
+                          USER_METRICS)
 from ..ingest.writes import as_utc
 
 OPERATORS = {"eq": "is", "ne": "is not", "contains": "contains", "gt": "greater than",
@@ -71,7 +73,7 @@ class Kind:
     default_sort: str
     metrics: tuple[str, ...]
     metrics_model: Any  # its current-metrics table
-    date_metrics: tuple[str, ...] = ("last_seen",)
+    date_metrics: tuple[str, ...] = DATE_METRICS
 
     @property
     def key_column(self) -> Any:
@@ -82,19 +84,17 @@ def _trend(e30: Any, prev: Any) -> Any:
     return sa.case((prev > 0, (e30 - prev) * 100.0 / prev))
 
 
-COMMON_METRICS = ("events_30d", "events_prev_30d", "trend", "last_seen")
-
 ACCOUNTS = Kind(
-    model=Account, key="account_id", core=("account_id", "name"), search=("name", "account_id"),
-    default_sort="name",
-    metrics=("users", "active_users_7d", "active_users_30d", *COMMON_METRICS),
+    model=Account, key=ID_FIELD["account"], core=("account_id", "name"),
+    search=("name", "account_id"), default_sort="name",
+    metrics=(*ACCOUNT_METRICS, *DERIVED_METRICS),
     metrics_model=AccountMetrics,
 )
 
 USERS = Kind(
-    model=User, key="user_id", core=("user_id", "email", "account_id"),
+    model=User, key=ID_FIELD["user"], core=("user_id", "email", "account_id"),
     search=("email", "user_id"), default_sort="email",
-    metrics=("active_days_30d", *COMMON_METRICS), metrics_model=UserMetrics,
+    metrics=(*USER_METRICS, *DERIVED_METRICS), metrics_model=UserMetrics,
 )
 
 

@@ -18,13 +18,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from .. import vocabulary
 from . import summaries
 from ..models import (Account, AccountMetrics, DailyActivity, DailyEvents, DailySummary,
                      Event, User, UserMetrics)
 
-ACCOUNT_METRICS = ["users", "active_users_7d", "active_users_30d", "events_30d",
-                   "events_prev_30d", "last_seen"]
-USER_METRICS = ["active_days_30d", "events_30d", "events_prev_30d", "last_seen"]
+ACCOUNT_METRICS = list(vocabulary.ACCOUNT_METRICS)  # lists: pandas reads a tuple as one label
+USER_METRICS = list(vocabulary.USER_METRICS)
 ACT = DailyActivity
 
 

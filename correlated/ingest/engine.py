@@ -1,13 +1,12 @@
-"""THE write path: every protocol hands rows to `ingest`/`ingest_batches`.
+"""THE write path: every protocol hands its request to `submit` as a Submission.
 
 validate and map each row -> collect rejections -> one set-based statement per object and
-operation -> one commit -> one ingest-log entry. No Flask imports: callable from anywhere.
+operation -> the request's one ingest-log entry -> one commit. No Flask imports.
 """
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
@@ -16,131 +15,56 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, scoped_session
 
 from .. import database
+from ..models import Workspace
+from ..vocabulary import EVENT_NAME_MAX, ID_FIELD, OBJECTS, OPERATIONS, TEXT_MAX
 from . import fields, writes
+from .contract import (Batch, Options, Outcome, Record, Rejection, Result, RowError,
+                       Submission)
 from .fields import Invalid
 from .log import write_log
-from ..models import Workspace
 
-OPERATIONS = {
-    "account": ("upsert", "update", "remove"),
-    "user": ("upsert", "update", "remove"),
-    "event": ("insert", "remove"),
-}
-ID_FIELD = {"account": "account_id", "user": "user_id", "event": "event_id"}
+__all__ = ["Batch", "Options", "Outcome", "Rejection", "Result", "Submission", "ingest",
+           "ingest_batches", "submit"]
+
 NEST = "__"
 MAX_DEPTH = 32
 RETRIES = 4  # for "database is locked", deadlocks and serialization failures
 # Called as hook(protocol, results, seconds) after each unit of work (observability's metrics).
-RESULT_HOOKS: list[Callable[[str, list["Result"], float], None]] = []
-
-
-@dataclass
-class Options:
-    """How a protocol wants its rows treated."""
-
-    protocol: str = "api"
-    create_fields: bool | None = None  # None: the workspace's setting
-    remove_action: str = "archive"  # accounts/users: "archive" or "delete"
-    default_event_name: str | None = None
-    default_timestamp: datetime | None = None  # for protocols that document "received time"
-    event_needs_user: bool = True  # False: an account ID alone identifies the event's owner
-    payload: Any = None  # what to keep as the request's latest payload (None: the rows)
-    log: bool = True
-    aliases: bool = True  # False: only core fields' own names (envelopes that name them, Segment)
-
-
-@dataclass
-class Batch:
-    object: str
-    operation: str
-    rows: Sequence[Any]
-
-
-@dataclass
-class Rejection:
-    index: int
-    id: str | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "id": self.id, "reason": self.reason}
-
-
-@dataclass
-class Result:
-    object: str
-    operation: str
-    received: int = 0
-    accepted: int = 0
-    created: int = 0
-    updated: int = 0
-    removed: int = 0
-    duplicates: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def changed(self) -> int:
-        return self.created + self.updated + self.removed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "object": self.object, "operation": self.operation, "received": self.received,
-            "accepted": self.accepted, "created": self.created, "updated": self.updated,
-            "removed": self.removed, "duplicates": self.duplicates,
-            "rejected": [r.to_dict() for r in self.rejected],
-        }
-
-
-@dataclass
-class Record:
-    """A validated row: its core columns and its dimensions/properties."""
-
-    index: int
-    id: str
-    core: dict[str, Any]
-    attrs: dict[str, Any]
-
-
-class RowError(Exception):
-    def __init__(self, reasons: list[str], row_id: str | None = None):
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
-        self.row_id = row_id
+RESULT_HOOKS: list[Callable[[str | None, list[Result], float], None]] = []
 
 
 def ingest(session: Session, workspace: Workspace, obj: str, operation: str,
-           rows: Sequence[Any], options: Options | None = None) -> Result:
+           rows: Sequence[Any], options: Options | None = None,
+           protocol: str | None = "api") -> Result:
     """Validate and store one batch of rows of one object; commits once."""
-    return ingest_batches(session, workspace, [Batch(obj, operation, rows)], options)[0]
+    return ingest_batches(session, workspace, [Batch(obj, operation, rows)], options,
+                          protocol)[0]
 
 
 def ingest_batches(session: Session, workspace: Workspace, batches: Sequence[Batch],
-                   options: Options | None = None) -> list[Result]:
+                   options: Options | None = None, protocol: str | None = "api") -> list[Result]:
     """Several batches in one unit of work (accounts, then users, then events); commits once."""
-    options = options or Options()
+    submission = Submission(protocol, batches, options=options or Options())
+    return submit(session, workspace, submission).results
+
+
+def submit(session: Session, workspace: Workspace, submission: Submission) -> Outcome:
+    """Validate, store and log one request in one transaction; a database error stores none
+    of it and the log entry (committed on its own) says why."""
     started = time.perf_counter()
     if isinstance(session, scoped_session):
         session = session()
-    for batch in batches:
-        if batch.operation not in OPERATIONS.get(batch.object, ()):
+    for batch in submission.batches:
+        if batch.rows and batch.operation not in OPERATIONS.get(batch.object, ()):
             raise ValueError(f"unsupported {batch.object!r} operation {batch.operation!r}")
     workspace_id = workspace.id
-    create_fields = workspace.allow_custom_fields if options.create_fields is None \
-        else options.create_fields
-    ordered = sorted(batches, key=lambda b: list(OPERATIONS).index(b.object))
-    if session.in_transaction():
-        # Ingest is a unit of work of its own. Ending the caller's (read) transaction lets it
-        # begin a write transaction (BEGIN IMMEDIATE on SQLite) rather than upgrade a read one,
-        # which SQLite refuses whenever another writer committed in between.
-        session.commit()
-    error = None
+    # The workspace setting is the admin's policy: a request may only narrow it.
+    create_fields = workspace.allow_custom_fields and submission.options.create_fields is not False
+    _end_read(session)
     for attempt in range(RETRIES):
         try:
-            results = _run(session, workspace_id, ordered, options, create_fields)
-            if options.log:  # in the same transaction: one commit per unit of work
-                write_log(session, workspace_id, options.protocol, results,
-                          _payload(batches, options))
+            outcome = _outcome(submission, _run(session, workspace_id, submission, create_fields))
+            _log(session, workspace_id, submission, outcome)  # in the same transaction
             session.commit()
             break
         except DBAPIError as exc:
@@ -148,16 +72,36 @@ def ingest_batches(session: Session, workspace: Workspace, batches: Sequence[Bat
             if attempt + 1 < RETRIES and _retryable(exc):
                 time.sleep(0.05 * 2**attempt)
                 continue
-            error = f"database error: {type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"
-            results = [_failed(b, error) for b in ordered]
+            outcome = _failure(session, workspace_id, submission, exc)
             break
-    if error is not None and options.log:  # the batch was rolled back; the log keeps why
-        write_log(session, workspace_id, options.protocol, results, _payload(batches, options), error)
-        session.commit()
+        except BaseException:
+            session.rollback()  # a bug or an interrupt: none of the request may stay behind
+            raise
     for hook in RESULT_HOOKS:
-        hook(options.protocol, results, time.perf_counter() - started)
-    by_batch = {id(b): r for b, r in zip(ordered, results)}
-    return [by_batch[id(b)] for b in batches]
+        hook(submission.protocol, outcome.results, time.perf_counter() - started)
+    return outcome
+
+
+def _failure(session: Session, workspace_id: int, submission: Submission,
+             exc: DBAPIError) -> Outcome:
+    """Every row rejected with the database's reason; the log entry, alone, keeps why."""
+    error = f"database error: {type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"
+    outcome = _outcome(submission, [_failed(b, error) for b in submission.batches], error)
+    try:
+        _log(session, workspace_id, submission, outcome)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return outcome
+
+
+def _end_read(session: Session) -> None:
+    """On SQLite, end the caller's (read) transaction, so the unit of work begins a write one
+    (BEGIN IMMEDIATE) rather than upgrade a read one, which SQLite refuses whenever another
+    writer committed in between. PostgreSQL carries on in the same transaction."""
+    if session.in_transaction() and database.is_sqlite(session.get_bind()):
+        session.commit()
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -170,34 +114,53 @@ def _retryable(exc: DBAPIError) -> bool:
 
 def _failed(batch: Batch, error: str) -> Result:
     result = Result(batch.object, batch.operation, received=len(batch.rows))
-    result.rejected = [Rejection(i, None, error) for i in range(len(batch.rows))]
+    result.rejected = [Rejection(batch.position(i), None, error) for i in range(len(batch.rows))]
     result.error = error
     return result
 
 
-def _payload(batches: Sequence[Batch], options: Options) -> Any:
-    if options.payload is not None:
-        return options.payload
-    if len(batches) == 1:
-        return list(batches[0].rows)
-    return {b.object: list(b.rows) for b in batches}
+def _outcome(submission: Submission, results: list[Result], error: str | None = None) -> Outcome:
+    """The results with the adapter's refusals added, every reason in the sender's terms."""
+    explain = submission.explain
+    for batch, result in zip(submission.batches, results):
+        if explain is not None:
+            for rejection in result.rejected:
+                rejection.reason = explain(batch, rejection)
+        result.received += len(batch.refused)
+        result.rejected = sorted(result.rejected + batch.refused, key=lambda r: r.index)
+    rejected = sorted([r for result in results for r in result.rejected] + submission.refused,
+                      key=lambda r: r.index)
+    return Outcome(results, rejected, submission.received, error)
 
 
-def _run(session: Session, workspace_id: int, batches: Sequence[Batch], options: Options,
+def _log(session: Session, workspace_id: int, submission: Submission, outcome: Outcome) -> None:
+    if submission.protocol is not None:
+        write_log(session, workspace_id, submission.protocol, outcome,
+                  submission.kept_payload(), outcome.error or submission.refusal)
+
+
+def _run(session: Session, workspace_id: int, submission: Submission,
          create_fields: bool) -> list[Result]:
+    """Each batch validated and written, accounts first, then users, then events."""
     if not session.in_transaction():
         session.connection(execution_options=database.WRITE_TRANSACTION)
-    results = []
-    for batch in batches:
-        result = Result(batch.object, batch.operation, received=len(batch.rows))
-        catalog = fields.load_catalog(session, workspace_id, batch.object)
-        new_fields: dict[str, str] = {}
-        records = _validate(batch, catalog, new_fields, create_fields, options, result)
-        if new_fields:
-            writes.add_fields(session, workspace_id, batch.object, new_fields)
-        writes.apply(session, workspace_id, batch.object, batch.operation, records, options, result)
-        results.append(result)
+    batches = submission.batches
+    results = [Result(b.object, b.operation, received=len(b.rows)) for b in batches]
+    for i in sorted(range(len(batches)), key=lambda i: OBJECTS.index(batches[i].object)):
+        if batches[i].rows:
+            _store(session, workspace_id, batches[i], submission.options, create_fields,
+                   results[i])
     return results
+
+
+def _store(session: Session, workspace_id: int, batch: Batch, options: Options,
+           create_fields: bool, result: Result) -> None:
+    catalog = fields.load_catalog(session, workspace_id, batch.object)
+    new_fields: dict[str, str] = {}
+    records = _validate(batch, catalog, new_fields, create_fields, options, result)
+    if new_fields:
+        writes.add_fields(session, workspace_id, batch.object, new_fields)
+    writes.apply(session, workspace_id, batch.object, batch.operation, records, options, result)
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -211,10 +174,10 @@ def _validate(batch: Batch, catalog: dict, new_fields: dict[str, str], create_fi
     by_id: dict[str, Record] = {}
     for index, row in enumerate(batch.rows):
         try:
-            record = _record(index, row, batch, aliases, catalog, new_fields, create_fields,
-                             options)
+            record = _record(batch.position(index), row, batch, aliases, catalog, new_fields,
+                             create_fields, options)
         except RowError as exc:
-            result.rejected.append(Rejection(index, exc.row_id, str(exc)))
+            result.rejected.append(Rejection(batch.position(index), exc.row_id, str(exc)))
             continue
         result.accepted += 1
         earlier = by_id.get(record.id)
@@ -355,7 +318,7 @@ def _core_typed(key: str, value: Any) -> Any:
     if key == "email":
         return fields.coerce(value, "EMAIL")
     text = fields.coerce(value, "STRING")
-    limit = 255 if key == "event" else 512  # the events.event column is VARCHAR(255)
+    limit = EVENT_NAME_MAX if key == "event" else TEXT_MAX
     if len(text) > limit:
         raise Invalid(f"longer than {limit} characters")
     return text
@@ -363,9 +326,8 @@ def _core_typed(key: str, value: Any) -> Any:
 
 def _required(obj: str, operation: str, core: dict[str, Any], reasons: list[str],
               options: Options) -> None:
-    needed = fields.REQUIRED[obj] if operation in ("upsert", "insert") else ()
-    for key in needed:
-        if core.get(key) is not None:
+    for key in fields.required_fields(obj, operation):
+        if key == ID_FIELD[obj] or core.get(key) is not None:  # the ID: _core_values
             continue
         if key == "user_id" and not options.event_needs_user and core.get("account_id"):
             continue

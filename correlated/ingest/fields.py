@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from .. import database
 from ..models import Field
+from ..vocabulary import ID_FIELD
 
 TYPES = ("STRING", "NUMBER", "BOOLEAN", "DATE", "DATETIME", "EMAIL", "OBJECT", "ARRAY", "ENUM")
 
@@ -66,6 +67,18 @@ DEFAULT_DIMENSIONS: dict[str, list[tuple[str, str, str]]] = {
 
 REQUIRED = {"account": ("account_id", "name"), "user": ("user_id", "email"),
             "event": ("event", "timestamp", "user_id")}
+
+
+def required_fields(obj: str, operation: str | None) -> tuple[str, ...]:
+    """Fields a row must give: all of them to create a record, only its ID to change one."""
+    if operation in ("update", "remove"):
+        return (ID_FIELD[obj],)
+    return REQUIRED[obj]
+
+
+def can_create(obj: str, row: dict[str, Any]) -> bool:
+    """Whether a row (keyed by core field names) gives every field creating a record needs."""
+    return all(row.get(key) not in (None, "") for key in REQUIRED[obj])
 
 ID_MAX = 255
 KEY_MAX = 128

@@ -4,15 +4,13 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy.orm import Session
 
 from ..models import IngestLog
-
-if TYPE_CHECKING:
-    from .engine import Result
+from .contract import Outcome
 
 MAX_REJECTED = 100
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -20,30 +18,30 @@ MAX_DEPTH = 12
 SECRET_KEYS = re.compile(r"(write_?key|token|password|secret|authorization|api_?key|"
                          r"census_authentication)", re.IGNORECASE)
 REDACTED = "[redacted]"
-# Called as hook(protocol, results) for every entry written (observability counts rows here,
+# Called as hook(protocol, outcome) for every entry written (observability counts rows here,
 # so rows an adapter refused before the engine are counted too).
-WRITE_HOOKS: list[Callable[[str, Sequence["Result"]], None]] = []
+WRITE_HOOKS: list[Callable[[str, Outcome], None]] = []
 
 
-def write_log(session: Session, workspace_id: int, protocol: str, results: Sequence[Result],
+def write_log(session: Session, workspace_id: int, protocol: str, outcome: Outcome,
               payload: Any = None, error: str | None = None) -> IngestLog:
-    """Add one entry summing `results` (the caller commits)."""
-    rejected = [r.to_dict() for result in results for r in result.rejected]
+    """Add the request's one entry (the caller commits, with the data)."""
+    results = outcome.results
     entry = IngestLog(
         workspace_id=workspace_id,
         protocol=protocol,
         object=_one({r.object for r in results}),
         operation=_one({r.operation for r in results}),
-        rows_received=sum(r.received for r in results),
-        rows_accepted=sum(r.accepted for r in results),
-        rows_rejected=len(rejected),
-        rejected_sample=rejected[:MAX_REJECTED],
+        rows_received=outcome.received,
+        rows_accepted=outcome.total("accepted"),
+        rows_rejected=len(outcome.rejected),
+        rejected_sample=[r.to_dict() for r in outcome.rejected[:MAX_REJECTED]],
         payload=keepable(payload),
         error=error,
     )
     session.add(entry)
     for hook in WRITE_HOOKS:
-        hook(protocol, results)
+        hook(protocol, outcome)
     return entry
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -12,13 +12,10 @@ from .. import database
 from . import fields
 from ..analytics import summaries
 from ..database import chunks
-from ..models import Account, DailyActivity, Event, Field, User, utcnow
+from ..models import RECORDS, DailyActivity, Event, Field, User, utcnow
+from ..vocabulary import ID_FIELD
+from .contract import Options, Record, Rejection, Result
 
-if TYPE_CHECKING:
-    from .engine import Options, Record, Result
-
-TABLES = {"account": Account.__table__, "user": User.__table__, "event": Event.__table__}
-KEYS = {"account": "account_id", "user": "user_id", "event": "event_id"}
 TRAITS = {"account": "traits", "user": "traits", "event": "properties"}
 
 
@@ -45,8 +42,8 @@ def apply(session: Session, workspace_id: int, obj: str, operation: str,
 def existing(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
              *columns: str) -> dict[str, tuple]:
     """The rows of `obj` among `ids`: id -> (columns...)."""
-    table = TABLES[obj]
-    key = table.c[KEYS[obj]]
+    table = RECORDS[obj]
+    key = table.c[ID_FIELD[obj]]
     found: dict[str, tuple] = {}
     for part in chunks(ids):
         query = sa.select(key, *(table.c[c] for c in columns)).where(
@@ -60,14 +57,12 @@ def existing(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
 
 def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: str,
                      records: list[Record], result: Result) -> None:
-    from .engine import Rejection
-
     columns = ("account_id",) if obj == "user" else ()
     before = existing(session, workspace_id, obj, [r.id for r in records], *columns)
     if operation == "update":
         missing = [r for r in records if r.id not in before]
         for r in missing:
-            result.rejected.append(Rejection(r.index, r.id, f"no {obj} with {KEYS[obj]} {r.id}"))
+            result.rejected.append(Rejection(r.index, r.id, f"no {obj} with {ID_FIELD[obj]} {r.id}"))
         result.accepted -= len(missing)
         records = [r for r in records if r.id in before]
     now = utcnow()
@@ -90,8 +85,8 @@ def _write_profiles(session: Session, workspace_id: int, obj: str, records: list
     """One INSERT .. ON CONFLICT DO UPDATE per group of rows giving the same core columns."""
     groups: dict[tuple[str, ...], list[Record]] = defaultdict(list)
     for record in records:
-        groups[tuple(sorted(k for k in record.core if k != KEYS[obj]))].append(record)
-    table = TABLES[obj]
+        groups[tuple(sorted(k for k in record.core if k != ID_FIELD[obj]))].append(record)
+    table = RECORDS[obj]
     bind = session.connection()
     for given, group in sorted(groups.items()):
         # executemany: SQLAlchemy batches it into multi-row VALUES with a cached compilation
@@ -104,15 +99,15 @@ def _write_profiles(session: Session, workspace_id: int, obj: str, records: list
             archived_at=None,  # a sync restores an archived record
         )
         session.execute(stmt.on_conflict_do_update(
-            index_elements=["workspace_id", KEYS[obj]], set_=update), values)
+            index_elements=["workspace_id", ID_FIELD[obj]], set_=update), values)
 
 
 def _profile_values(workspace_id: int, obj: str, record: Record, now: datetime,
                     strip_nulls: bool) -> dict[str, Any]:
-    values = {"workspace_id": workspace_id, KEYS[obj]: record.id, "created_at": now,
+    values = {"workspace_id": workspace_id, ID_FIELD[obj]: record.id, "created_at": now,
               "updated_at": now, "archived_at": None,
               "traits": strip(record.attrs) if strip_nulls else record.attrs}
-    values.update({k: v for k, v in record.core.items() if k != KEYS[obj]})
+    values.update({k: v for k, v in record.core.items() if k != ID_FIELD[obj]})
     if obj == "account" and values.get("name") is None:
         values["name"] = ""  # update-only rows without a name never insert (they exist)
     return values
@@ -300,8 +295,8 @@ def as_utc(ts: datetime) -> datetime:
 
 def _remove(session: Session, workspace_id: int, obj: str, records: list[Record],
             options: Options, result: Result) -> None:
-    table = TABLES[obj]
-    key = table.c[KEYS[obj]]
+    table = RECORDS[obj]
+    key = table.c[ID_FIELD[obj]]
     ids = [r.id for r in records]
     for part in chunks(ids):
         where = (table.c.workspace_id == workspace_id, key.in_(part))

@@ -12,18 +12,20 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app
 
-from ..ingest import fields
-from . import sync_config as sc
 from ..auth import require_key
+from ..errors import InvalidInput
 from ..extensions import db
-from ..ingest.engine import ID_FIELD, Options, ingest
+from ..ingest import fields
+from ..ingest.contract import Batch, Submission, refusal
+from ..ingest.engine import submit
 from ..models import Workspace
+from ..vocabulary import ID_FIELD, MODES
+from . import sync_config as sc
 from .body import current_workspace
-from .jsonrpc import (Dispatcher, RpcError, check_rows, database_fault, expect_object,
-                  invalid_params)
+from .jsonrpc import Dispatcher, RpcError, check_rows, database_fault, translate
 
 bp = Blueprint("census", __name__)
-rpc = Dispatcher()
+rpc = Dispatcher(recover=lambda: db.session.rollback())
 
 QUERY_KEY = "census_authentication"
 CENSUS_TYPES = {"STRING": "string", "ENUM": "string", "EMAIL": "string", "NUMBER": "float",
@@ -81,7 +83,7 @@ def _field(obj: str, f: Any) -> dict[str, Any] | None:
     census_type = "string" if array else CENSUS_TYPES.get(f.type)
     if census_type is None:
         return None  # objects have no Census type; send them through Hightouch or the REST API
-    required = f.key in sc.required_fields(obj, "upsert") or f.key in identifiers
+    required = f.key in fields.required_fields(obj, "upsert") or f.key in identifiers
     return {"field_api_name": f.key, "label": f.label, "identifier": f.key in identifiers,
             "required": required, "createable": True, "updateable": f.key != ID_FIELD[obj],
             "type": census_type, "array": array}
@@ -90,7 +92,7 @@ def _field(obj: str, f: Any) -> dict[str, Any] | None:
 @rpc.method
 def supported_operations(ws: Workspace, object: Any) -> dict[str, Any]:
     """Upsert and update for accounts and users; insert for events."""
-    return {"operations": list(sc.MODES[_object(object)])}
+    return {"operations": list(MODES[_object(object)])}
 
 
 @rpc.method
@@ -109,16 +111,16 @@ def sync_batch(ws: Workspace, sync_plan: Any, records: Any) -> dict[str, Any]:
     try:
         check_rows(records, "records")
         obj, operation, key = _plan(sync_plan)
-    except RpcError as exc:
+    except (RpcError, InvalidInput) as exc:
+        error = translate(exc)  # logged too: the dashboard shows it with the sync's other calls
         plan = sync_plan if isinstance(sync_plan, dict) else {}
-        sc.log_refusal(db.session, ws, "census", _object_name(plan.get("object")),
-                       plan.get("operation"), records, exc.message)
-        raise
-    result = ingest(db.session, ws, obj, operation, records,
-                    Options(protocol="census", payload=records))
-    if result.error:
-        raise database_fault(result.error)
-    reasons = {r.index: r.reason for r in result.rejected}
+        submit(db.session, ws, refusal("census", _object_name(plan.get("object")),
+                                       plan.get("operation"), records, error.message))
+        raise error from None
+    outcome = submit(db.session, ws, Submission("census", [Batch(obj, operation, records)]))
+    if outcome.error:
+        raise database_fault(outcome.error)
+    reasons = {r.index: r.reason for r in outcome.rejected}
     return {"record_results": [_record_result(record, key, reasons.get(i))
                                for i, record in enumerate(records)]}
 
@@ -132,12 +134,14 @@ def _record_result(record: Any, key: str, reason: str | None) -> dict[str, Any]:
 
 def _plan(sync_plan: Any) -> tuple[str, str, str]:
     """(object, operation, identifier field) of a sync plan."""
-    plan = expect_object(sync_plan, "sync_plan")
+    if not isinstance(sync_plan, dict):
+        raise InvalidInput("sync_plan: expected an object")
+    plan = sync_plan
     obj = _object(plan.get("object"))
     operation = plan.get("operation")
-    if operation not in sc.MODES[obj]:
-        raise invalid_params(f"sync_plan.operation: {obj} supports "
-                             f"{', '.join(sc.MODES[obj])}; got {fields.describe(operation)}")
+    if operation not in MODES[obj]:
+        raise InvalidInput(f"sync_plan.operation: {obj} supports "
+                             f"{', '.join(MODES[obj])}; got {fields.describe(operation)}")
     return obj, operation, _identifier(plan.get("schema"), obj)
 
 

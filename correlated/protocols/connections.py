@@ -19,13 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..ingest import fields
-from ..ingest.engine import Options, Rejection, check_json
+from ..ingest.contract import Batch, Options, Rejection, Submission
+from ..ingest.engine import check_json
 from ..ingest.log import keepable
 from ..models import Account, User, WebhookConnection, utcnow
+from ..vocabulary import ID_FIELD, parse_object
 
-OBJECTS = ("account", "user", "event")
-OBJECT_NAMES = {"account": "account", "accounts": "account", "user": "user", "users": "user",
-                "contact": "user", "contacts": "user", "event": "event", "events": "event"}
 BEHAVIORS = ("upsert", "update")
 TOKEN_PREFIX = "whk_"
 NAME_MAX = 120
@@ -117,7 +116,7 @@ def _apply(connection: WebhookConnection, changes: dict[str, Any], errors: dict[
 
 
 def _object(value: Any, errors: dict[str, str]) -> str | None:
-    obj = OBJECT_NAMES.get(str(value).strip().lower()) if isinstance(value, str) else None
+    obj = parse_object(value)
     if obj is None:
         errors["object"] = "expected account, user or event"
     return obj
@@ -313,22 +312,6 @@ def _flat_keys(row: dict[str, Any], prefix: str = "", depth: int = 0) -> Iterabl
 # --- applying a mapping ---------------------------------------------------------------------
 
 @dataclass
-class Mapped:
-    """Engine rows of one object, where each came from in the request, and rows refused here."""
-
-    object: str
-    operation: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
-    options: Options = field(default_factory=Options)
-
-    def add(self, position: int, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        self.positions.append(position)
-
-
-@dataclass
 class Draft:
     """A row being mapped: its position, the values of the mapped keys, and the rest."""
 
@@ -339,21 +322,20 @@ class Draft:
     reason: str | None = None  # why the row cannot be matched, if it cannot
 
 
-def map_rows(session: Session, connection: WebhookConnection, rows: list[Any], remove: bool,
-             received_at: datetime | None = None) -> Mapped:
-    """Apply the connection's mapping: engine rows plus the rows that could not be matched."""
+def submission(session: Session, connection: WebhookConnection, rows: list[Any], remove: bool,
+               received_at: datetime | None = None) -> Submission:
+    """Apply the connection's mapping: engine rows, and the rows that could not be matched."""
     obj, mapping = connection.object, connection.mapping or {}
-    operation = _operation(connection, mapping, remove)
-    mapped = Mapped(obj, operation, options=_options(obj, mapping, received_at))
+    batch = Batch(obj, _operation(connection, mapping, remove), [], [])
     drafts = []
     for position, row in enumerate(rows):
         if not isinstance(row, dict):
             reason = f"row: expected a JSON object, got {fields.describe(row)}"
-            mapped.rejected.append(Rejection(position, None, reason))
+            batch.refused.append(Rejection(position, None, reason))
             continue
         drafts.append(_draft(position, row, obj, mapping))
-    _resolve(session, connection.workspace_id, obj, mapping, drafts, mapped)
-    return mapped
+    _resolve(session, connection.workspace_id, obj, mapping, drafts, batch)
+    return Submission("connection", [batch], options=_options(obj, mapping, received_at))
 
 
 def _operation(connection: WebhookConnection, mapping: dict[str, str], remove: bool) -> str:
@@ -367,7 +349,7 @@ def _operation(connection: WebhookConnection, mapping: dict[str, str], remove: b
 
 def _options(obj: str, mapping: dict[str, str], received_at: datetime | None) -> Options:
     # Only the mapping (or a core field's own name) says what a key is: no alias guessing.
-    options = Options(protocol="connection", log=False, aliases=False)
+    options = Options(aliases=False)
     if obj == "event":
         options.event_needs_user = False  # an account-level event is allowed on connections
         options.default_event_name = mapping.get("event_name")
@@ -387,7 +369,7 @@ def _draft(position: int, row: dict[str, Any], obj: str, mapping: dict[str, str]
 
 
 def _resolve(session: Session, workspace_id: int, obj: str, mapping: dict[str, str],
-             drafts: list[Draft], mapped: Mapped) -> None:
+             drafts: list[Draft], batch: Batch) -> None:
     """Fill each draft's core fields (looking records up once per batch) and emit engine rows."""
     for draft in drafts:
         for key, target in TARGETS[obj].items():
@@ -400,9 +382,10 @@ def _resolve(session: Session, workspace_id: int, obj: str, mapping: dict[str, s
     targets = {TARGETS[obj][k] for k in mapping if k in TARGETS[obj]}
     for draft in drafts:
         if draft.reason:
-            mapped.rejected.append(Rejection(draft.position, _row_id(obj, draft), draft.reason))
+            batch.refused.append(Rejection(draft.position, _row_id(obj, draft), draft.reason))
             continue
-        mapped.add(draft.position, _engine_row(draft, targets))
+        batch.rows.append(_engine_row(draft, targets))  # type: ignore[attr-defined]
+        batch.positions.append(draft.position)  # type: ignore[union-attr]
 
 
 def _engine_row(draft: Draft, targets: set[str]) -> dict[str, Any]:
@@ -414,7 +397,7 @@ def _engine_row(draft: Draft, targets: set[str]) -> dict[str, Any]:
 
 
 def _row_id(obj: str, draft: Draft) -> str | None:
-    value = draft.core.get({"account": "account_id", "user": "user_id", "event": "event_id"}[obj])
+    value = draft.core.get(ID_FIELD[obj])
     return _text(value) if _given(value) else None
 
 
@@ -433,7 +416,7 @@ def _text(value: Any) -> str:
 def _match_records(session: Session, workspace_id: int, obj: str, mapping: dict[str, str],
                    drafts: list[Draft]) -> None:
     """ID first, then name (accounts) or email (users); or a custom property (update only)."""
-    id_key = "account_id" if obj == "account" else "user_id"
+    id_key = ID_FIELD[obj]
     if mapping.get("match_property"):
         _match_custom(session, workspace_id, obj, mapping, drafts, id_key)
         return

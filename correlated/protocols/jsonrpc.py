@@ -11,8 +11,7 @@ from typing import Any, Callable
 
 from flask import Response, current_app, jsonify
 
-from ..errors import ApiError
-from ..extensions import db
+from ..errors import ApiError, InvalidInput
 from .body import json_body
 
 PARSE_ERROR = -32700
@@ -48,11 +47,18 @@ def invalid_params(detail: str, **data: Any) -> RpcError:
     return RpcError(INVALID_PARAMS, detail, data or detail)
 
 
-class Dispatcher:
-    """A table of methods, each called as `method(context, **params)`."""
+def translate(exc: RpcError | InvalidInput) -> RpcError:
+    """A service's refusal as JSON-RPC's Invalid Params (an RpcError stays as it is)."""
+    return exc if isinstance(exc, RpcError) else invalid_params(exc.detail, **exc.data)
 
-    def __init__(self) -> None:
+
+class Dispatcher:
+    """A table of methods, each called as `method(context, **params)`; `recover` runs after a
+    method failed unexpectedly (the adapter rolls its session back for the next call)."""
+
+    def __init__(self, recover: Callable[[], None] | None = None) -> None:
         self.methods: dict[str, Callable[..., Any]] = {}
+        self.recover = recover
 
     def method(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Register `func` under its own name."""
@@ -100,10 +106,11 @@ class Dispatcher:
         args, kwargs = bind(func, params, context)
         try:
             return func(*args, **kwargs)
-        except RpcError:
-            raise
+        except (RpcError, InvalidInput) as exc:
+            raise translate(exc) from None
         except Exception as exc:  # a bug or an outage: the caller retries; the log keeps the trace
-            db.session.rollback()
+            if self.recover is not None:
+                self.recover()
             current_app.logger.exception("JSON-RPC method %s failed", name)
             raise RpcError(INTERNAL_ERROR, data=type(exc).__name__) from exc
 

@@ -21,16 +21,17 @@ from ..ingest import fields as catalog
 from ..auth import require_key
 from ..errors import ApiError
 from ..extensions import db
-from ..ingest.engine import ID_FIELD, Options, Result, ingest
-from ..models import Account, Event, Field, User
+from ..ingest.contract import Batch, Result, Submission
+from ..ingest.engine import submit
+from ..models import RECORDS, Field
+from ..vocabulary import COLLECTION as COLLECTION_OF
+from ..vocabulary import DEFAULT_MODE, ID_FIELD
 from .body import current_workspace, json_body, rows_of
 
 bp = Blueprint("api", __name__, url_prefix=schemas.API_PREFIX)
 
-COLLECTIONS = {"accounts": "account", "users": "user", "events": "event"}
-COLLECTION = "<any(accounts, users, events):collection>"
-TABLES = {"account": Account.__table__, "user": User.__table__, "event": Event.__table__}
-DEFAULT_MODE = {"account": "upsert", "user": "upsert", "event": "insert"}
+COLLECTIONS = {collection: obj for obj, collection in COLLECTION_OF.items()}
+COLLECTION = f"<any({', '.join(COLLECTIONS)}):collection>"
 EXPORT_CHUNK = 1000  # rows per query while streaming a CSV export
 
 
@@ -43,8 +44,13 @@ def write(collection: str) -> tuple[Response, int]:
     obj = COLLECTIONS[collection]
     mode = load_query(schemas.WRITE_QUERIES[obj]).get("mode", DEFAULT_MODE[obj])
     rows = rows_of(json_body(), keys=("batch",))
-    result = ingest(db.session, current_workspace(), obj, mode, rows, Options(protocol="api"))
-    return write_response(result)
+    return write_response(_submit(obj, mode, rows))
+
+
+def _submit(obj: str, operation: str, rows: list) -> Result:
+    outcome = submit(db.session, current_workspace(), Submission("api", [Batch(obj, operation,
+                                                                               rows)]))
+    return outcome.results[0]
 
 
 def write_response(result: Result) -> tuple[Response, int]:
@@ -62,9 +68,7 @@ def delete_record(collection: str, record_id: str) -> tuple[Response, int]:
     """Archive an account or user, delete an event (through the engine's remove operation)."""
     obj = COLLECTIONS[collection]
     find(obj, record_id)
-    result = ingest(db.session, current_workspace(), obj, "remove", [{ID_FIELD[obj]: record_id}],
-                    Options(protocol="api"))
-    return write_response(result)
+    return write_response(_submit(obj, "remove", [{ID_FIELD[obj]: record_id}]))
 
 
 # --- reads ----------------------------------------------------------------------------------
@@ -109,7 +113,7 @@ def find(obj: str, record_id: str, include_archived: bool = False) -> RowMapping
     """The caller's record with this ID, or a 404 (also for another workspace's IDs)."""
     if "\x00" in record_id:  # no stored ID has one (and PostgreSQL refuses it in a query)
         raise ApiError(404, f"no {obj} with {ID_FIELD[obj]} {record_id!r}")
-    table = TABLES[obj]
+    table = RECORDS[obj]
     query = sa.select(table).where(table.c.workspace_id == g.principal.workspace_id,
                                    table.c[ID_FIELD[obj]] == record_id)
     if obj != "event" and not include_archived:
@@ -122,7 +126,7 @@ def find(obj: str, record_id: str, include_archived: bool = False) -> RowMapping
 
 def filtered(obj: str, args: dict[str, Any]) -> sa.Select:
     """The caller's records of `obj` matching the list filters, in ID order."""
-    table = TABLES[obj]
+    table = RECORDS[obj]
     c = table.c
     query = sa.select(table).where(c.workspace_id == g.principal.workspace_id)
     for name in ("account_id", "user_id", "event"):
@@ -141,7 +145,7 @@ def filtered(obj: str, args: dict[str, Any]) -> sa.Select:
 
 def after(obj: str, query: sa.Select, last_id: str) -> sa.Select:
     """Keyset pagination: the rows after `last_id` (the primary key index answers it)."""
-    return query.where(TABLES[obj].c[ID_FIELD[obj]] > last_id)
+    return query.where(RECORDS[obj].c[ID_FIELD[obj]] > last_id)
 
 
 def encode_cursor(obj: str, last_id: str) -> str:

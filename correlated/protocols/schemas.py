@@ -15,7 +15,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate
 
 from ..ingest import fields as catalog
-from ..ingest.engine import OPERATIONS, check_json
+from ..ingest.engine import check_json
+from ..vocabulary import EVENT_NAME_MAX, OPERATIONS, TEXT_MAX
 
 API_PREFIX = "/api/v1"
 API_VERSION = "1.0.0"
@@ -83,7 +84,7 @@ class AccountIn(Schema):
                             required=True)
     name = text("Company name (aliases: company_name, company, account_name, ...). Required to "
                 "create; optional with mode=update.", required=True,
-                validate=validate.Length(max=512))
+                validate=validate.Length(max=TEXT_MAX))
 
 
 class UserIn(Schema):
@@ -105,7 +106,7 @@ class EventIn(Schema):
         unknown = INCLUDE
 
     event = text("Event name (aliases: event_name, event_type, action).", required=True,
-                 validate=validate.Length(min=1, max=512))
+                 validate=validate.Length(min=1, max=EVENT_NAME_MAX))
     timestamp = fields.Raw(required=True, metadata={
         "description": "ISO 8601 (naive means UTC) or epoch seconds/milliseconds (aliases: time, "
                        "ts, occurred_at, ...).",

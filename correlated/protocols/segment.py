@@ -1,16 +1,15 @@
 """Segment-spec tracking API: /v1/identify, group, track, page, screen, alias and batch.
 
 Any Segment or RudderStack SDK sends here by changing only its host. Each message becomes a
-user, account or event row; one request is one `ingest_batches` call (one transaction, one
-ingest-log entry). As Segment does, an accepted request answers 200 `{"success": true}` even when
+user, account or event row; one request is one Submission (one transaction, one ingest-log
+entry). As Segment does, an accepted request answers 200 `{"success": true}` even when
 some messages were rejected: those are in the ingest log with their reasons.
 """
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify
@@ -19,10 +18,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..auth import authenticate_key, credential_from_request
 from ..errors import ApiError
 from ..extensions import db
-from ..ingest.fields import Invalid, describe, parse_timestamp
-from ..ingest.engine import Batch, Options, Rejection, Result, ingest_batches, merge_patch
-from ..ingest.log import write_log
-from ..models import Workspace, utcnow
+from ..ingest.contract import Batch, Options, Rejection, Submission
+from ..ingest.engine import merge_patch, submit
+from ..ingest.fields import Invalid, can_create, describe, parse_timestamp
+from ..models import utcnow
 from .body import check_row_limit, current_workspace, json_body, raw_body
 
 bp = Blueprint("segment", __name__, url_prefix="/v1")
@@ -30,7 +29,7 @@ bp = Blueprint("segment", __name__, url_prefix="/v1")
 TYPES = ("identify", "group", "track", "page", "screen", "alias")
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment's limits; its SDKs check the same numbers client-side
 MAX_BATCH_BYTES = 500 * 1024
-# Write order: a group's user link (an update) runs after that request's identifies (upserts).
+# Batch order: a group's user link (an update) runs after that request's identifies (upserts).
 ORDER = (("account", "upsert"), ("account", "update"), ("user", "upsert"), ("user", "update"),
          ("event", "insert"))
 # Segment's reserved camelCase traits that name one of our default dimensions.
@@ -53,9 +52,9 @@ def receive(kind: str) -> Response:
     if not header_key:
         authenticate(body.get("writeKey"))
     messages = messages_of(kind, body, big=len(raw) > MAX_MESSAGE_BYTES)
-    error = store(current_workspace(), messages, body, received_at)
-    if error:
-        raise ApiError(500, f"{error}; nothing was stored, send again")
+    outcome = submit(db.session, current_workspace(), submission(messages, body, received_at))
+    if outcome.error:
+        raise ApiError(500, f"{outcome.error}; nothing was stored, send again")
     return jsonify(success=True)
 
 
@@ -120,58 +119,24 @@ def as_dict(value: Any) -> dict[str, Any]:
 
 # --- storing --------------------------------------------------------------------------------
 
-@dataclass
-class Plan:
-    """Rows per (object, operation), where each came from, and messages refused up front."""
-
-    rows: dict[tuple[str, str], list[dict]] = field(default_factory=lambda: defaultdict(list))
-    origin: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
-    refused: dict[tuple[str, str], list[Rejection]] = field(
-        default_factory=lambda: defaultdict(list))
-
-    def add(self, key: tuple[str, str], index: int, row: dict[str, Any]) -> None:
-        self.rows[key].append(row)
-        self.origin[key].append(index)
-
-
-def store(workspace: Workspace, messages: list[dict[str, Any]], body: dict[str, Any],
-          received_at: datetime) -> str | None:
-    """Map and ingest the messages in one unit of work and log the request; the database error."""
-    plan = Plan()
+def submission(messages: list[dict[str, Any]], body: dict[str, Any],
+               received_at: datetime) -> Submission:
+    """The messages as engine batches; the body is what the ingest log keeps."""
+    batches = {key: Batch(*key, [], []) for key in ORDER}
     for index, message in enumerate(messages):
-        plan_message(plan, index, message, received_at)
-    results = run(workspace, plan, messages)
-    error = next((r.error for r in results if r.error), None)
-    write_log(db.session, workspace.id, "segment", results, body, error)
-    db.session.commit()
-    return error
+        add_message(batches, index, message, received_at)
+    return Submission("segment", [b for b in batches.values() if b.rows or b.refused],
+                      payload=body, options=Options(aliases=False),
+                      explain=partial(explain, messages))
 
 
-def run(workspace: Workspace, plan: Plan, messages: list[dict[str, Any]]) -> list[Result]:
-    """The engine's results, with rejections told per message and the refused ones added."""
-    keys = [key for key in ORDER if plan.rows[key]]
-    options = Options(protocol="segment", aliases=False, log=False)
-    results = ingest_batches(db.session, workspace,
-                             [Batch(*key, plan.rows[key]) for key in keys], options) if keys else []
-    by_key = dict(zip(keys, results))
-    for key in keys:
-        explain(by_key[key], plan.origin[key], messages)
-    for key, refused in plan.refused.items():
-        result = by_key.setdefault(key, Result(*key))
-        result.received += len(refused)
-        result.rejected.extend(refused)
-    return [by_key[key] for key in ORDER if key in by_key]
-
-
-def explain(result: Result, origin: list[int], messages: list[dict[str, Any]]) -> None:
-    """Engine rejections renamed to the message they came from, in the sender's terms."""
-    for rejection in result.rejected:
-        rejection.index = origin[rejection.index]
-        message = messages[rejection.index]
-        reason = rejection.reason
-        if reason.startswith("no ") and result.operation == "update":
-            reason += f" ({UPDATE_HINTS[result.object, message['type']]})"
-        rejection.reason = f"{message['type']}: {reason}"
+def explain(messages: list[dict[str, Any]], batch: Batch, rejection: Rejection) -> str:
+    """An engine rejection told for the message it came from, in the sender's terms."""
+    message = messages[rejection.index]
+    reason = rejection.reason
+    if reason.startswith("no ") and batch.operation == "update":
+        reason += f" ({UPDATE_HINTS[batch.object, message['type']]})"
+    return f"{message['type']}: {reason}"
 
 
 UPDATE_HINTS = {
@@ -181,22 +146,26 @@ UPDATE_HINTS = {
 }
 
 
-def plan_message(plan: Plan, index: int, message: dict[str, Any], received_at: datetime) -> None:
-    """Add the rows of one message to the plan, or refuse it with the reason."""
+def add_message(batches: dict[tuple[str, str], Batch], index: int, message: dict[str, Any],
+                received_at: datetime) -> None:
+    """Add the rows of one message to their batches, or refuse it with the reason."""
     kind = message["type"]
-    target = {"identify": ("user", "upsert"), "group": ("account", "upsert")}.get(
-        kind, ("event", "insert"))
     problem = envelope_problem(message)
     if problem:
-        plan.refused[target].append(Rejection(index, message_id(message), f"{kind}: {problem}"))
-    elif kind == "identify":
-        key, row = identify_row(message)
-        plan.add(key, index, row)
+        target = {"identify": ("user", "upsert"), "group": ("account", "upsert")}.get(
+            kind, ("event", "insert"))
+        batches[target].refused.append(Rejection(index, message_id(message),
+                                                 f"{kind}: {problem}"))
+        return
+    if kind == "identify":
+        rows = [identify_row(message)]
     elif kind == "group":
-        for key, row in group_rows(message):
-            plan.add(key, index, row)
-    elif kind != "alias":  # alias: accepted and kept in the log's payload; nothing to store
-        plan.add(("event", "insert"), index, event_row(message, received_at))
+        rows = group_rows(message)
+    else:  # alias: accepted and kept in the log's payload; nothing to store
+        rows = [] if kind == "alias" else [(("event", "insert"), event_row(message, received_at))]
+    for key, row in rows:
+        batches[key].rows.append(row)  # type: ignore[attr-defined]
+        batches[key].positions.append(index)  # type: ignore[union-attr]
 
 
 def envelope_problem(message: dict[str, Any]) -> str | None:
@@ -240,13 +209,13 @@ def identify_row(message: dict[str, Any]) -> tuple[tuple[str, str], dict[str, An
     company = as_dict(traits.get("company")).get("id")
     row = given(traits, user_id=message["userId"],
                 account_id=company or as_dict(message.get("context")).get("groupId"))
-    return ("user", "upsert" if row.get("email") not in (None, "") else "update"), row
+    return ("user", "upsert" if can_create("user", row) else "update"), row
 
 
 def group_rows(message: dict[str, Any]) -> list[tuple[tuple[str, str], dict[str, Any]]]:
     """group -> an account, and the link of its userId to that account."""
     row = given(traits_of(message), account_id=message["groupId"])
-    rows = [(("account", "upsert" if row.get("name") not in (None, "") else "update"), row)]
+    rows = [(("account", "upsert" if can_create("account", row) else "update"), row)]
     if message.get("userId") not in (None, ""):
         rows.append((("user", "update"),
                      {"user_id": message["userId"], "account_id": message["groupId"]}))

@@ -11,11 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..errors import InvalidInput
 from ..ingest import fields
-from ..ingest.engine import ID_FIELD, NEST
-from ..ingest.log import write_log
-from ..models import Field, Workspace
-from .jsonrpc import invalid_params
+from ..ingest.engine import NEST
+from ..models import Field
+from ..vocabulary import MODES, is_object
 
 OBJECTS = {
     "account": ("Account", "A customer company: one row per account, with its dimensions "
@@ -23,11 +23,6 @@ OBJECTS = {
     "user": ("User", "A person at a customer account: one row per user, with their dimensions."),
     "event": ("Event", "Something a user or account did at a point in time (sign-in, report "
                        "created...); events become metrics."),
-}
-MODES = {
-    "account": ("upsert", "update"),
-    "user": ("upsert", "update"),
-    "event": ("insert",),
 }
 MODE_TEXT = {
     "upsert": ("Upsert", "Creates records that are new in your source and updates the ones that "
@@ -50,23 +45,12 @@ DESCRIPTIONS = {
 }
 
 
-def is_object(value: Any) -> bool:
-    return isinstance(value, str) and value in MODES
-
-
 def object_name(value: Any) -> str:
-    """`value` if it names an object, else Invalid Params."""
+    """`value` if it names an object, else InvalidInput."""
     if not is_object(value):
-        raise invalid_params(f"object: expected one of {', '.join(MODES)}; "
-                             f"got {fields.describe(value)}")
+        raise InvalidInput(f"object: expected one of {', '.join(MODES)}; "
+                           f"got {fields.describe(value)}")
     return value
-
-
-def required_fields(obj: str, mode: str | None) -> tuple[str, ...]:
-    """Fields a row must give: all of them to create a record, only its ID to update one."""
-    if mode == "update":
-        return (ID_FIELD[obj],)
-    return fields.REQUIRED[obj]
 
 
 def is_reference(obj: str, key: str) -> bool:
@@ -148,7 +132,7 @@ def mapping_errors(obj: str, mode: str, mappings: list[Mapping], known: set[str]
     for mapping in mappings:
         by_field.setdefault(canonical(obj, mapping.target), []).append(mapping.source)
     errors = [f"Map a column to {labels[key]} ({key}): every {obj} needs one."
-              for key in required_fields(obj, mode) if key not in by_field and key not in defaults]
+              for key in fields.required_fields(obj, mode) if key not in by_field and key not in defaults]
     for target, sources in by_field.items():
         if len(sources) > 1:
             listed = ", ".join(repr(s) for s in sources)
@@ -164,18 +148,6 @@ def mapping_errors(obj: str, mode: str, mappings: list[Mapping], known: set[str]
 def _unknown(target: str) -> str:
     return (f"{target!r} is not a Correlated field and creating custom fields is turned off; "
             "map it to an existing field or allow custom fields.")
-
-
-def log_refusal(session: Session, workspace: Workspace, protocol: str, obj: Any, operation: Any,
-                rows: Any, error: str) -> None:
-    """An ingest-log entry for a data call refused before the engine saw it (bad configuration),
-    so the dashboard shows it with the rest of the sync's calls."""
-    entry = write_log(session, workspace.id, protocol, [], rows, error)
-    known = is_object(obj)
-    entry.object = obj if known else None
-    entry.operation = operation if known and operation in (*MODES[obj], "remove") else None
-    entry.rows_received = entry.rows_rejected = len(rows) if isinstance(rows, list) else 0
-    session.commit()
 
 
 def map_row(row: Any, mappings: list[Mapping]) -> Any:

@@ -2,23 +2,23 @@
 
 `POST /hightouch/webhook` (Miso style): any key, each row's object detected from its columns.
 `POST /webhooks/<connection_id>` (Variance style): a connection's own URL, header and mapping.
-Both hand the rows to the ingestion engine and answer with Miso's status codes.
+Both hand the request to the engine as one Submission and answer with Miso's status codes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import connections
-from ..ingest import fields
 from ..auth import Principal, require_key
 from ..errors import ApiError
 from ..extensions import db
-from ..ingest.engine import Batch, Options, Rejection, Result, ingest_batches
-from ..ingest.log import write_log
+from ..ingest import fields
+from ..ingest.contract import Batch, Outcome, Rejection, Submission
+from ..ingest.engine import submit
 from ..models import Workspace, utcnow
+from ..vocabulary import parse_object
+from . import connections
 from .body import check_row_limit, current_workspace, json_body, rows_of
 
 bp = Blueprint("webhooks", __name__)
@@ -35,14 +35,15 @@ def hightouch_webhook():
     body = json_body()
     rows = rows_of(body)
     forced = _forced_object(request.args.get("object"))
-    plan = detect(rows, forced, remove=request.method == "DELETE")
-    return respond(run(current_workspace(), plan, Options(protocol="webhook", log=False), body))
+    submission = detect(rows, forced, remove=request.method == "DELETE")
+    submission.payload = body
+    return respond(submit(db.session, current_workspace(), submission))
 
 
 def _forced_object(value: str | None) -> str | None:
     if value in (None, ""):
         return None
-    obj = connections.OBJECT_NAMES.get(value.strip().lower())
+    obj = parse_object(value)
     if obj is None:
         raise ApiError(400, f"object: expected account, user or event, got {value!r}")
     return obj
@@ -74,80 +75,29 @@ def object_of(row: Any) -> str | None:
     return None
 
 
-@dataclass
-class Plan:
-    """A request's rows split into engine batches, with each row's position in the request."""
-
-    received: int
-    batches: dict[tuple[str, str], Batch] = field(default_factory=dict)
-    positions: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    rejected: list[Rejection] = field(default_factory=list)
-
-    def add(self, obj: str, operation: str, position: int, row: Any) -> None:
-        key = (obj, operation)
-        self.batches.setdefault(key, Batch(obj, operation, []))
-        self.batches[key].rows.append(row)  # type: ignore[attr-defined]
-        self.positions.setdefault(key, []).append(position)
-
-
-def detect(rows: list[Any], forced: str | None, remove: bool) -> Plan:
-    """Sort rows into batches by object and operation; undetectable rows are rejected here."""
-    plan = Plan(received=len(rows))
+def detect(rows: list[Any], forced: str | None, remove: bool) -> Submission:
+    """Sort rows into batches by object and operation; undetectable rows are refused here."""
+    submission = Submission("webhook")
+    batches: dict[tuple[str, str], Batch] = {}
     for position, row in enumerate(rows):
         obj = forced or (object_of(row) if isinstance(row, dict) else None)
         if obj is None:
             reason = UNDETECTED if isinstance(row, dict) else \
                 f"row: expected a JSON object, got {fields.describe(row)}"
-            plan.rejected.append(Rejection(position, None, reason))
+            submission.refused.append(Rejection(position, None, reason))
             continue
         flagged = isinstance(row, dict) and row.get(REMOVED_FLAG) is True
         if isinstance(row, dict) and REMOVED_FLAG in row:
             row = {k: v for k, v in row.items() if k != REMOVED_FLAG}
         operation = "remove" if remove or flagged else ("insert" if obj == "event" else "upsert")
-        plan.add(obj, operation, position, row)
-    return plan
+        batch = batches.setdefault((obj, operation), Batch(obj, operation, [], []))
+        batch.rows.append(row)  # type: ignore[attr-defined]
+        batch.positions.append(position)  # type: ignore[union-attr]
+    submission.batches = list(batches.values())
+    return submission
 
 
-# --- running a plan and answering -----------------------------------------------------------
-
-@dataclass
-class Outcome:
-    results: list[Result]
-    rejected: list[Rejection]
-    received: int
-    error: str | None = None
-
-    def total(self, name: str) -> int:
-        return sum(getattr(r, name) for r in self.results)
-
-
-def run(workspace: Workspace, plan: Plan, options: Options, payload: Any) -> Outcome:
-    """Ingest the plan's batches in one unit of work; one ingest-log entry for the request."""
-    keys = list(plan.batches)
-    results = ingest_batches(db.session, workspace, [plan.batches[k] for k in keys], options) \
-        if keys else []
-    rejected = list(plan.rejected)
-    for key, result in zip(keys, results):
-        where = plan.positions[key]
-        rejected += [Rejection(where[r.index], r.id, r.reason) for r in result.rejected]
-    rejected.sort(key=lambda r: r.index)
-    error = next((r.error for r in results if r.error), None)
-    outcome = Outcome(results, rejected, plan.received, error)
-    _log(workspace.id, options.protocol, outcome, payload)
-    return outcome
-
-
-def _log(workspace_id: int, protocol: str, outcome: Outcome, payload: Any) -> None:
-    """One entry per request, rejections numbered by their position in the request."""
-    summary = [Result(r.object, r.operation, received=r.received, accepted=r.accepted)
-               for r in outcome.results]
-    if not summary:
-        summary = [Result("none", "none", received=outcome.received)]
-    summary[0].rejected = outcome.rejected
-    summary[0].received += outcome.received - sum(r.received for r in summary)
-    write_log(db.session, workspace_id, protocol, summary, payload, outcome.error)
-    db.session.commit()
-
+# --- answering -----------------------------------------------------------------------------
 
 def respond(outcome: Outcome) -> Response:
     """Miso's codes: 201 written, 202 removed, 204 unchanged, 422 nothing storable, 500 fault."""
@@ -207,14 +157,11 @@ def _deliver(connection: connections.WebhookConnection, body: Any, received_at) 
     except connections.PayloadError as exc:
         raise ApiError(422, str(exc)) from None
     check_row_limit(len(rows))
-    mapped = connections.map_rows(db.session, connection, rows,
-                                  remove=request.method == "DELETE", received_at=received_at)
-    plan = Plan(received=len(rows), rejected=list(mapped.rejected))
-    key = (mapped.object, mapped.operation)
-    if mapped.rows:
-        plan.batches[key] = Batch(mapped.object, mapped.operation, mapped.rows)
-        plan.positions[key] = mapped.positions
-    return run(workspace, plan, mapped.options, body)
+    submission = connections.submission(db.session, connection, rows,
+                                        remove=request.method == "DELETE",
+                                        received_at=received_at)
+    submission.payload = body
+    return submit(db.session, workspace, submission)
 
 
 # --- where senders find us ------------------------------------------------------------------

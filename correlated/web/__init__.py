@@ -1,7 +1,5 @@
 """Browser dashboards: one blueprint, its routes split into modules by page group."""
-from flask import Blueprint
-
-bp = Blueprint("dashboard", __name__)
+from .blueprint import bp  # noqa: F401
 
 # Modules register their routes, filters and template helpers on bp.
 from . import (  # noqa: E402,F401

@@ -7,7 +7,7 @@ from ..analytics import charts, listing, rollups
 from ..ingest import fields as catalog_fields
 from ..extensions import db
 from ..models import Account
-from . import bp
+from .blueprint import bp
 from .common import workspace_id
 from .lists import Column, prepare, serve_list
 

@@ -10,12 +10,12 @@ from ..ingest import fields as catalog_fields
 from ..extensions import db
 from .forms import FieldForm, LabelForm
 from ..analytics.listing import usable_key
-from ..models import OBJECTS, Account, Event, Field, User
-from . import bp
+from ..models import RECORDS, Field
+from ..vocabulary import OBJECTS
+from .blueprint import bp
 from .common import require_admin, workspace_id
 
 SAMPLE_EVENTS = 10_000  # event properties are counted over the newest events only
-CORE_COLUMNS = {"account": Account, "user": User, "event": Event}
 
 
 @bp.get("/fields")
@@ -51,12 +51,12 @@ def usage(ws: int, obj: str, catalog: list[Field]) -> tuple[dict[str, int], int]
 
 
 def _source(ws: int, obj: str) -> Any:
-    model = CORE_COLUMNS[obj]
-    query = sa.select(model).where(model.workspace_id == ws)
+    table = RECORDS[obj]
+    query = sa.select(table).where(table.c.workspace_id == ws)
     if obj == "event":
-        query = query.order_by(Event.timestamp.desc()).limit(SAMPLE_EVENTS)
+        query = query.order_by(table.c.timestamp.desc()).limit(SAMPLE_EVENTS)
     else:
-        query = query.where(model.archived_at.is_(None))
+        query = query.where(table.c.archived_at.is_(None))
     return query.subquery()
 
 

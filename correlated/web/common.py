@@ -11,7 +11,7 @@ from ..analytics import summaries
 from ..auth import Principal, current_principal
 from ..extensions import db
 from ..models import Workspace
-from . import bp
+from .blueprint import bp
 
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.choose_workspace"}
 # Pages that read the summaries (analytics/summaries.py): each refreshes them first.

@@ -16,7 +16,7 @@ from ..extensions import db
 from .forms import PostForm
 from ..models import IngestLog, WebhookConnection
 from ..protocols.webhooks import connection_url, public_base_url
-from . import bp
+from .blueprint import bp
 from .common import require_admin, workspace_id
 
 LOG_LIMIT = 50

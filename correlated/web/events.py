@@ -7,7 +7,7 @@ from ..analytics import charts, rollups
 from ..ingest import fields as catalog_fields
 from ..extensions import db
 from ..analytics.listing import usable_key
-from . import bp
+from .blueprint import bp
 from .common import workspace_id
 
 PREFERRED_BREAKDOWNS = ["plan", "industry", "region", "owner", "stage", "country"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import bp
+from .blueprint import bp
 
 
 def _aware(value: Any) -> datetime | None:

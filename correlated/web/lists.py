@@ -11,7 +11,7 @@ from ..ingest import fields as catalog_fields
 from .. import csvexport
 from ..extensions import db
 from ..analytics.listing import OPERATORS, PER_PAGE, Filter, Kind, ListSpec, usable_key
-from . import bp
+from .blueprint import bp
 
 MAX_FILTERS = 10
 # Far past any list's end, yet (page - 1) * per_page stays within the 64-bit OFFSET both

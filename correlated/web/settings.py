@@ -9,7 +9,7 @@ from ..auth import add_member, issue_key, revoke_keys
 from ..extensions import db
 from .forms import KeyForm, MemberForm, PostForm
 from ..models import ApiKey, Member, Workspace
-from . import bp
+from .blueprint import bp
 from .common import principal, require_admin, workspace_id
 
 

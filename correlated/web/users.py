@@ -6,7 +6,7 @@ from flask import abort, render_template
 from ..analytics import charts, listing, rollups
 from ..extensions import db
 from ..models import Account, User
-from . import bp
+from .blueprint import bp
 from .accounts import labelled_dimensions
 from .common import workspace_id
 from .lists import Column, prepare, serve_list

@@ -14,7 +14,7 @@ from ..auth import LoginUser, end_sessions, matching_members, set_password
 from ..extensions import db
 from ..models import Member, Workspace
 from .forms import LoginForm, PasswordForm, PostForm
-from . import bp
+from .blueprint import bp
 from .common import safe_next, workspace_id
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from correlated.analytics import summaries
 from correlated.extensions import db as _db
-from correlated.ingest.engine import Options, ingest
+from correlated.ingest.engine import ingest
 from correlated.models import (AccountMetrics, DailyEvents, DailySummary, Event, StaleKey,
                                SummaryState, UserMetrics)
 from correlated.ingest.writes import as_utc
@@ -202,7 +202,7 @@ def test_refresh_while_senders_ingest(app, workspace):
                 workspace_row = _db.session.get(type(workspace), ws_id)
                 for _ in range(8):
                     ingest(_db.session, workspace_row, "event", "insert", _events(rng, 60),
-                           Options(log=False))
+                           protocol=None)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

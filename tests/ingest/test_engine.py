@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from correlated.ingest.engine import Batch, Options, ingest, ingest_batches
+from correlated.ingest.contract import Submission
+from correlated.ingest.engine import Batch, Options, ingest, ingest_batches, submit
 from correlated.models import Account, DailyActivity, Event, Field, IngestLog, User
 
 
@@ -262,8 +263,9 @@ def test_a_database_error_rolls_the_whole_batch_back(db, workspace):
 def test_every_call_writes_one_ingest_log_entry(db, workspace):
     rows = [{"account_id": f"a{i}", "name": f"N{i}", "blob": "x" * 2000} for i in range(60)]
     rows.append({"account_id": "bad"})
-    ingest(db.session, workspace, "account", "upsert", rows,
-           Options(protocol="segment", payload={"writeKey": "cor_secret", "batch": rows[:2]}))
+    submit(db.session, workspace, Submission(
+        "segment", [Batch("account", "upsert", rows)],
+        payload={"writeKey": "cor_secret", "batch": rows[:2]}))
     log = db.session.scalars(sa.select(IngestLog)).one()
     assert (log.protocol, log.object, log.operation) == ("segment", "account", "upsert")
     assert (log.rows_received, log.rows_accepted, log.rows_rejected) == (61, 60, 1)
