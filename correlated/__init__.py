@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
+from flask.cli import FlaskGroup
 
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
@@ -96,3 +98,9 @@ def register_cli(app: Flask) -> None:
     from . import cli
 
     cli.init_app(app)
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False,
+             help="correlated: account analytics for reverse-ETL syncs.")
+def main() -> None:
+    """The `correlated` command; its subcommands are in cli.py."""

@@ -1,4 +1,4 @@
 """`python -m correlated ...` is the `correlated` command."""
-from .cli import main
+from . import main
 
 main()

@@ -1,4 +1,5 @@
-"""Operator commands: `correlated serve|db|workspace|keys|demo|refresh`."""
+"""Operator commands: `correlated serve|db|workspace|keys|demo|refresh` (the `correlated`
+group itself is in the package's __init__, next to the app factory it runs)."""
 from __future__ import annotations
 
 import secrets
@@ -7,26 +8,13 @@ import sys
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 from flask_migrate import upgrade
 
-from . import MIGRATIONS
 from .auth import issue_key, login_problem, revoke_keys
 from .extensions import db
 from .models import ApiKey
 from .workspaces import create_workspace, find_workspace, first_workspace
-
-
-def _create_app():
-    from . import create_app
-
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
-             help="correlated: account analytics for reverse-ETL syncs.")
-def main() -> None:
-    pass
 
 
 def init_app(app: Flask) -> None:
@@ -70,7 +58,7 @@ def refresh() -> None:
 @with_appcontext
 def serve(host: str, port: int, workers: int, demo: bool) -> None:
     """Upgrade the database schema, set up a first workspace if there is none, and serve."""
-    upgrade(directory=str(MIGRATIONS))
+    upgrade()  # the migrations directory the app configured Flask-Migrate with
     base_url = current_app.config.get("PUBLIC_URL") or f"http://{host}:{port}"
     if first_workspace(db.session) is None:
         _first_run(base_url, demo)
@@ -80,7 +68,13 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     db.engine.dispose()  # workers open their own connections
     from .server import run_gunicorn
 
-    run_gunicorn(f"{host}:{port}", workers)
+    run_gunicorn(f"{host}:{port}", workers, _factory())
+
+
+def _factory():
+    """What builds the app in each gunicorn worker: the factory this command was run with."""
+    info = click.get_current_context().find_object(ScriptInfo)
+    return info.create_app or info.load_app
 
 
 def _first_run(base_url: str, demo: bool) -> None:

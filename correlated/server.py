@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from . import config
@@ -14,19 +16,18 @@ ACCESS_LOG_FORMAT = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(
 
 
 class _Server(BaseApplication):
-    def __init__(self, options: dict):
+    def __init__(self, options: dict, factory: Callable[[], Flask]):
         self.options = options
+        self.factory = factory
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self):
+    def load(self) -> Flask:
         # Each worker builds its own app (and database connections) after the fork.
-        from . import create_app
-
-        return create_app()
+        return self.factory()
 
 
 # Each connection is a greenlet, not a process or thread: a client trickling its headers or
@@ -45,8 +46,9 @@ def server_options(bind: str, workers: int) -> dict:
             "raw_env": [f"CORRELATED_SERVER_WORKERS={workers}"]}
 
 
-def run_gunicorn(bind: str, workers: int) -> None:
-    _Server({**server_options(bind, workers), **metrics_hooks(workers)}).run()
+def run_gunicorn(bind: str, workers: int, factory: Callable[[], Flask]) -> None:
+    """Serve the apps `factory` builds, one per worker."""
+    _Server({**server_options(bind, workers), **metrics_hooks(workers)}, factory).run()
 
 
 def metrics_hooks(workers: int) -> dict:

@@ -197,15 +197,6 @@ class Plan:
     joins: list[tuple[Any, Any]]
 
 
-def _user_counts(workspace_id: int, account_ids: list[str] | None = None) -> sa.Select:
-    """Live users per account (of `account_ids` only, if given)."""
-    query = (sa.select(User.account_id.label("key"), sa.func.count().label("users"))
-             .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
-                    User.account_id.is_not(None))
-             .group_by(User.account_id))
-    return query if account_ids is None else query.where(User.account_id.in_(account_ids))
-
-
 def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str],
           bind: Any) -> Plan:
     model = kind.model
@@ -219,10 +210,7 @@ def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str],
         needed.add(spec.sort)
     metric_columns, joins = _metric_columns(kind, workspace_id, needed)
     for f in spec.filters:
-        if f.op not in OPERATORS:
-            raise BadFilter(f"unknown operator {f.op!r}")
-        if not known_field(kind, f.field, types):
-            raise BadFilter(f"unknown field {f.field!r}")
+        check_filter(kind, f, types)
         if f.field in kind.metrics:
             where.append(_metric_compare(metric_columns[f.field], f.field, f.op, f.value, kind))
         else:
@@ -247,8 +235,8 @@ def _metric_columns(kind: Kind, workspace_id: int,
         if "trend" in needed:
             columns["trend"] = _trend(columns["events_30d"], columns["events_prev_30d"])
     if "users" in needed:
-        users = _user_counts(workspace_id).subquery("u")
-        joins.append((users, users.c.key == kind.key_column))
+        users = rollups.user_counts(workspace_id).subquery("u")
+        joins.append((users, users.c.account_id == kind.key_column))
         columns["users"] = sa.func.coalesce(users.c.users, 0)
     return columns, joins
 
@@ -315,7 +303,7 @@ def _attach_metrics(session: Session, kind: Kind, workspace_id: int, rows: list[
     stored = {r[0]: r[1:] for r in session.execute(
         sa.select(key, *(getattr(m, n) for n in names))
         .where(m.workspace_id == workspace_id, key.in_(ids)))}
-    users = dict(session.execute(_user_counts(workspace_id, ids)).all()) \
+    users = dict(session.execute(rollups.user_counts(workspace_id, ids)).all()) \
         if "users" in kind.metrics else {}
     none = [None if n == "last_seen" else 0 for n in names]
     for row in rows:

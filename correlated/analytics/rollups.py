@@ -72,17 +72,20 @@ def account_metrics(session: Session, workspace_id: int,
     m = AccountMetrics
     recent = sa.select(m.account_id, m.active_users_7d, m.active_users_30d, m.events_30d,
                        m.events_prev_30d, m.last_seen).where(m.workspace_id == workspace_id)
-    users = (
-        sa.select(User.account_id, sa.func.count().label("users"))
-        .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
-               User.account_id.is_not(None))
-        .group_by(User.account_id)
-    )
+    users = user_counts(workspace_id, account_ids)
     if account_ids is not None:
         recent = recent.where(m.account_id.in_(account_ids))
-        users = users.where(User.account_id.in_(account_ids))
     frames = [_frame(session, q, "account_id") for q in (users, recent)]
     return _counts_and_time(pd.concat(frames, axis=1), ACCOUNT_METRICS)
+
+
+def user_counts(workspace_id: int, account_ids: Sequence[str] | None = None) -> sa.Select:
+    """Live users per account (account_id, users), of `account_ids` only if given."""
+    query = (sa.select(User.account_id, sa.func.count().label("users"))
+             .where(User.workspace_id == workspace_id, User.archived_at.is_(None),
+                    User.account_id.is_not(None))
+             .group_by(User.account_id))
+    return query if account_ids is None else query.where(User.account_id.in_(account_ids))
 
 
 def user_metrics(session: Session, workspace_id: int, user_ids: Sequence[str]) -> pd.DataFrame:

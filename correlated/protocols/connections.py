@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
 
 from ..ingest import fields
 from ..ingest.contract import Batch, Options, Rejection, Submission
@@ -192,6 +193,15 @@ def find_connection(session: Session, workspace_id: int,
                     connection_id: str) -> WebhookConnection | None:
     """The workspace's connection with this id, or None (another workspace's is None too)."""
     return session.get(WebhookConnection, (workspace_id, connection_id))
+
+
+def get_connection_or_404(session: Session, workspace_id: int,
+                          connection_id: str) -> WebhookConnection:
+    """The workspace's connection with this id; a 404 otherwise (another workspace's too)."""
+    connection = find_connection(session, workspace_id, connection_id)
+    if connection is None:
+        raise NotFound("no such connection in this workspace")
+    return connection
 
 
 def connection_by_id(session: Session, connection_id: str) -> WebhookConnection | None:

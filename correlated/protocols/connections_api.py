@@ -39,11 +39,8 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def get_connection_or_404(connection_id: str) -> WebhookConnection:
-    connection = connections.find_connection(db.session, g.principal.workspace_id, connection_id)
-    if connection is None:
-        raise ApiError(404, "no such connection in this workspace")
-    return connection
+def _connection(connection_id: str) -> WebhookConnection:
+    return connections.get_connection_or_404(db.session, g.principal.workspace_id, connection_id)
 
 
 def _object_body() -> dict[str, Any]:
@@ -81,13 +78,13 @@ def create():
 @bp.get("/<connection_id>")
 @require_key()
 def show(connection_id: str):
-    return jsonify(to_dict(get_connection_or_404(connection_id), detail=True))
+    return jsonify(to_dict(_connection(connection_id), detail=True))
 
 
 @bp.route("/<connection_id>", methods=["PATCH", "PUT"])
 @require_key()
 def update(connection_id: str):
-    connection = get_connection_or_404(connection_id)
+    connection = _connection(connection_id)
     try:
         connections.update_connection(connection, _object_body())
     except connections.Invalid as exc:
@@ -99,7 +96,7 @@ def update(connection_id: str):
 @bp.post("/<connection_id>/rotate-token")
 @require_key()
 def rotate(connection_id: str):
-    connection = get_connection_or_404(connection_id)
+    connection = _connection(connection_id)
     connections.rotate_token(connection)
     db.session.commit()
     return jsonify(to_dict(connection))
@@ -108,6 +105,6 @@ def rotate(connection_id: str):
 @bp.delete("/<connection_id>")
 @require_key()
 def delete(connection_id: str):
-    db.session.delete(get_connection_or_404(connection_id))
+    db.session.delete(_connection(connection_id))
     db.session.commit()
     return "", 204

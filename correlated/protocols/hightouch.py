@@ -20,7 +20,7 @@ from ..models import Workspace
 from ..vocabulary import MODES
 from . import sync_config as sc
 from .body import current_workspace
-from .hightouch_config import DEFAULT_BATCH_SIZE, REMOVE_ACTIONS, SyncConfig, check_mode
+from .hightouch_config import DEFAULT_BATCH_SIZE, SyncConfig, check_mode, options_form
 from .jsonrpc import Dispatcher, RpcError, check_rows, database_fault, translate
 
 bp = Blueprint("hightouch", __name__)
@@ -89,33 +89,7 @@ def _type(obj: str, f: Any) -> str:
 def list_options(ws: Workspace, object: Any, mode: Any = None) -> dict[str, Any]:
     """A react-jsonschema-form for the sync's own settings."""
     obj = sc.object_name(object)
-    mode = check_mode(obj, mode)
-    properties: dict[str, Any] = {"createFields": {
-        "type": "boolean", "title": "Create custom fields", "default": ws.allow_custom_fields,
-        "description": "When a custom mapping names a field Correlated does not have yet, create "
-                       "it (its type comes from the first value). Turn off to reject such rows.",
-    }}
-    ui: dict[str, Any] = {}
-    if obj == "event":
-        properties["eventName"] = {
-            "type": "string", "title": "Event name",
-            "description": "Used for every row when no column is mapped to Event Name, "
-                           "e.g. 'Report Created'."}
-        properties["deleteRemovedEvents"] = {
-            "type": "boolean", "title": "Delete events that leave the model", "default": False,
-            "description": "Off: events stay when their rows leave your query (for example a "
-                           "rolling time window). On: they are deleted; needs Event ID mapped."}
-    elif mode == "upsert":
-        properties["removeAction"] = {
-            "type": "string", "title": f"When a row leaves the model, the {obj}...",
-            "enum": list(REMOVE_ACTIONS), "default": "archive",
-            "enumNames": ["is archived: hidden from dashboards, kept for history, restored "
-                          "if it comes back", "is deleted permanently"]}
-        ui["removeAction"] = {"ui:widget": "radio"}
-    properties["batchSize"] = {
-        "type": "integer", "title": "Batch size", "default": DEFAULT_BATCH_SIZE, "minimum": 1,
-        "maximum": _row_limit(), "description": "Rows Hightouch sends in each call."}
-    return {"options": {"schema": {"type": "object", "properties": properties}, "uiSchema": ui}}
+    return {"options": options_form(ws, obj, check_mode(obj, mode), _row_limit())}
 
 
 @rpc.method

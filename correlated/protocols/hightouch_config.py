@@ -150,3 +150,33 @@ def check_mode(obj: str, value: Any) -> str:
         raise InvalidInput(f"mode: {obj} syncs support {', '.join(MODES[obj])}; "
                            f"got {fields.describe(value)}")
     return value
+
+
+def options_form(ws: Workspace, obj: str, mode: str, row_limit: int) -> dict[str, Any]:
+    """The sync's own settings as a react-jsonschema-form (schema and uiSchema)."""
+    properties: dict[str, Any] = {"createFields": {
+        "type": "boolean", "title": "Create custom fields", "default": ws.allow_custom_fields,
+        "description": "When a custom mapping names a field Correlated does not have yet, create "
+                       "it (its type comes from the first value). Turn off to reject such rows.",
+    }}
+    ui: dict[str, Any] = {}
+    if obj == "event":
+        properties["eventName"] = {
+            "type": "string", "title": "Event name",
+            "description": "Used for every row when no column is mapped to Event Name, "
+                           "e.g. 'Report Created'."}
+        properties["deleteRemovedEvents"] = {
+            "type": "boolean", "title": "Delete events that leave the model", "default": False,
+            "description": "Off: events stay when their rows leave your query (for example a "
+                           "rolling time window). On: they are deleted; needs Event ID mapped."}
+    elif mode == "upsert":
+        properties["removeAction"] = {
+            "type": "string", "title": f"When a row leaves the model, the {obj}...",
+            "enum": list(REMOVE_ACTIONS), "default": "archive",
+            "enumNames": ["is archived: hidden from dashboards, kept for history, restored "
+                          "if it comes back", "is deleted permanently"]}
+        ui["removeAction"] = {"ui:widget": "radio"}
+    properties["batchSize"] = {
+        "type": "integer", "title": "Batch size", "default": DEFAULT_BATCH_SIZE, "minimum": 1,
+        "maximum": row_limit, "description": "Rows Hightouch sends in each call."}
+    return {"schema": {"type": "object", "properties": properties}, "uiSchema": ui}

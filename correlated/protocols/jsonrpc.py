@@ -176,12 +176,6 @@ def database_fault(error: str) -> RpcError:
                     "send it again", data=error)
 
 
-def expect_object(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid_params(f"{name}: expected an object")
-    return value
-
-
 def expect_array(value: Any, name: str) -> list[Any]:
     if not isinstance(value, list):
         raise invalid_params(f"{name}: expected an array")

@@ -81,14 +81,6 @@ for _key in {k for labels in MAPPING_LABELS.values() for k, _l, _h in labels}:
     setattr(MappingForm, _key, StringField(_key, validators=[Length(max=255)]))
 
 
-def get_connection_or_404(connection_id: str) -> WebhookConnection:
-    """The signed-in member's connection; another workspace's is a 404 like a missing one."""
-    connection = service.find_connection(db.session, workspace_id(), connection_id)
-    if connection is None:
-        abort(404)
-    return connection
-
-
 # --- the page -------------------------------------------------------------------------------
 
 @bp.get("/connections")
@@ -136,7 +128,7 @@ def create_connection():
 
 @bp.get("/connections/<connection_id>")
 def connection(connection_id: str):
-    found = get_connection_or_404(connection_id)
+    found = service.get_connection_or_404(db.session, workspace_id(), connection_id)
     return render_template("connections/detail.html", **_detail_context(found))
 
 
@@ -158,7 +150,7 @@ def _detail_context(found: WebhookConnection) -> dict[str, Any]:
 @bp.post("/connections/<connection_id>/settings")
 def connection_settings(connection_id: str):
     require_admin()
-    found = get_connection_or_404(connection_id)
+    found = service.get_connection_or_404(db.session, workspace_id(), connection_id)
     form = SettingsForm()
     here = url_for("dashboard.connection", connection_id=found.id)
     if not form.validate_on_submit():
@@ -171,7 +163,7 @@ def connection_settings(connection_id: str):
 @bp.post("/connections/<connection_id>/mapping")
 def connection_mapping(connection_id: str):
     require_admin()
-    found = get_connection_or_404(connection_id)
+    found = service.get_connection_or_404(db.session, workspace_id(), connection_id)
     here = url_for("dashboard.connection", connection_id=found.id)
     if found.latest_payload is None:
         flash("The mapping opens once a payload has arrived: send a test row first.", "error")
@@ -190,7 +182,7 @@ def connection_mapping(connection_id: str):
 @bp.post("/connections/<connection_id>/rotate")
 def connection_rotate(connection_id: str):
     require_admin()
-    found = get_connection_or_404(connection_id)
+    found = service.get_connection_or_404(db.session, workspace_id(), connection_id)
     if PostForm().validate_on_submit():
         service.rotate_token(found)
         db.session.commit()
@@ -202,7 +194,7 @@ def connection_rotate(connection_id: str):
 @bp.post("/connections/<connection_id>/delete")
 def connection_delete(connection_id: str):
     require_admin()
-    found = get_connection_or_404(connection_id)
+    found = service.get_connection_or_404(db.session, workspace_id(), connection_id)
     if not PostForm().validate_on_submit():
         return redirect(url_for("dashboard.connection", connection_id=found.id))
     db.session.delete(found)

@@ -150,6 +150,16 @@ def test_unknown_fields_rejected_when_creation_is_off(db, workspace):
     assert result.accepted == 1  # default fields are always known
 
 
+def test_a_request_cannot_turn_on_what_the_workspace_turned_off(db, workspace):
+    workspace.allow_custom_fields = False
+    db.session.commit()
+    result = ingest(db.session, workspace, "account", "upsert",
+                    [{"account_id": "a1", "name": "Acme", "tier": "gold"}],
+                    Options(create_fields=True))
+    assert result.rejected[0].reason == "tier: unknown field (creating custom fields is turned off)"
+    assert account(db, workspace, "a1") is None
+
+
 @pytest.mark.parametrize("value, expected", [
     ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00+00:00"),
     ("2024-05-01T12:00:00+02:00", "2024-05-01T10:00:00+00:00"),
@@ -317,3 +327,15 @@ def test_received_time_default_only_where_a_protocol_asks(db, workspace):
                     [{"event_type": "y", "account_id": "a1", "time": "2024-05-01"}],
                     Options(event_needs_user=False))
     assert result.created == 1, result.rejected
+
+
+def test_the_openapi_document_allows_the_event_names_the_engine_stores(db, workspace):
+    from correlated.protocols import schemas
+
+    document = schemas.openapi()["components"]["schemas"]
+    longest = document["EventIn"]["properties"]["event"]["maxLength"]
+    rows = [{"event": "e" * n, "user_id": "u1", "timestamp": 1714557600, "event_id": f"x{n}"}
+            for n in (longest, longest + 1)]
+    result = ingest(db.session, workspace, "event", "insert", rows)
+    assert result.accepted == 1
+    assert [r.reason for r in result.rejected] == [f"event: longer than {longest} characters"]
