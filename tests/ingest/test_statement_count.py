@@ -1,8 +1,9 @@
 """What one request costs the database: statements and commits of a Hightouch `add` of 3 users.
 
 Counted with SQLAlchemy's cursor and commit events over the real HTTP surface (the test client
-runs the whole request: key, configuration, engine, log). The bounds are today's numbers, so a
-change that adds a round trip per request shows up here.
+runs the whole request: key, configuration, engine, log). The bounds are the numbers after
+issue #12 (before: 7 statements / 2 commits on PostgreSQL, 9 / 2 on SQLite), so a change that
+adds a round trip per request shows up here.
 """
 from __future__ import annotations
 
@@ -56,5 +57,8 @@ def test_a_hightouch_add_of_3_users(client, db, tenant, database_url, capsys):
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 3
     assert db.session.scalar(sa.select(sa.func.count()).select_from(IngestLog)) == 2
-    assert counts["commits"] <= 3
-    assert counts["statements"] <= 22
+    # PostgreSQL: key, workspace, catalog, existing users, the upsert, the log entry; 1 commit.
+    # SQLite adds a BEGIN for each of its two transactions (reads, then BEGIN IMMEDIATE).
+    sqlite = database_url.startswith("sqlite")
+    assert counts["commits"] <= (2 if sqlite else 1)
+    assert counts["statements"] <= (8 if sqlite else 6)
