@@ -60,10 +60,11 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import health, web
+    from .alerts import api as alerts_api
     from .extensions import csrf
     from .protocols import census, connections_api, hightouch, rest, segment, webhooks
 
-    for module in (rest, hightouch, census, webhooks, segment, connections_api):
+    for module in (rest, hightouch, census, webhooks, segment, connections_api, alerts_api):
         csrf.exempt(module.bp)  # machine surfaces authenticate with keys, not cookies
         app.register_blueprint(module.bp)
     app.register_blueprint(health.bp)

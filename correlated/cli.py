@@ -1,4 +1,4 @@
-"""Operator commands: `correlated serve|db|workspace|keys|demo|refresh` (the `correlated`
+"""Operator commands: `correlated serve|db|workspace|keys|demo|refresh|alerts` (the `correlated`
 group itself is in the package's __init__, next to the app factory it runs)."""
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from .workspaces import create_workspace, find_workspace, first_workspace
 
 
 def init_app(app: Flask) -> None:
-    for command in (serve, workspace, keys, demo, refresh):
+    from .alerts.cli import alerts
+
+    for command in (serve, workspace, keys, demo, refresh, alerts):
         app.cli.add_command(command)
 
 

@@ -31,6 +31,13 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR", None, str),
     ("SESSION_COOKIE_SECURE", "CORRELATED_SECURE_COOKIES", False, bool),
     ("PUBLIC_URL", "CORRELATED_PUBLIC_URL", None, str),
+    # alerts: email goes out through this SMTP server (smtp://user:pass@host:587?starttls=true)
+    ("SMTP_URL", "CORRELATED_SMTP_URL", None, str),
+    ("SMTP_FROM", "CORRELATED_SMTP_FROM", "correlated@localhost", str),
+    ("ALLOW_PRIVATE_DESTINATIONS", "CORRELATED_ALLOW_PRIVATE_DESTINATIONS", False, bool),
+    ("DELIVERY_TIMEOUT_SECONDS", "CORRELATED_DELIVERY_TIMEOUT_SECONDS", 10.0, float),
+    # a claimed delivery not recorded within this is sent again (the worker died mid-send)
+    ("DELIVERY_LEASE_SECONDS", "CORRELATED_DELIVERY_LEASE_SECONDS", 60.0, float),
 ]
 
 

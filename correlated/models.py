@@ -259,3 +259,6 @@ class WebhookConnection(db.Model):
     latest_payload_at: Mapped[datetime | None] = mapped_column(UTC)
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
     __table_args__ = (sa.Index("ix_webhook_connections_id", "id"),)
+
+
+from .alerts import models as _alerts  # noqa: E402,F401  (registers the alert tables)
