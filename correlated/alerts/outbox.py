@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, scoped_session
 
 from .. import database
 from ..models import utcnow
@@ -56,10 +56,17 @@ def _unblocked() -> Any:
                sa.and_(earlier.created_at == Delivery.created_at, earlier.id < Delivery.id)))
 
 
+def _begin_write(session: Session) -> None:
+    """SQLite takes the write lock up front (unless the caller already opened a transaction)."""
+    actual = session() if isinstance(session, scoped_session) else session
+    if not actual.in_transaction():
+        session.connection(execution_options=database.WRITE_TRANSACTION)
+
+
 def claim(session: Session, now: datetime, lease: float, limit: int = BATCH,
           ids: list[str] | None = None) -> list[Job]:
     """Take due deliveries for one lease and commit; SKIP LOCKED keeps PostgreSQL workers apart."""
-    session.connection(execution_options=database.WRITE_TRANSACTION)
+    _begin_write(session)
     query = (sa.select(Delivery, Destination)
              .join(Destination, sa.and_(Destination.workspace_id == Delivery.workspace_id,
                                         Destination.id == Delivery.destination_id))
@@ -81,7 +88,7 @@ def claim(session: Session, now: datetime, lease: float, limit: int = BATCH,
 
 def record(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:
     """Keep the attempt and move the delivery on: delivered, failed, or due again later."""
-    session.connection(execution_options=database.WRITE_TRANSACTION)
+    _begin_write(session)
     delivery = session.get(Delivery, (job.workspace_id, job.id))
     if delivery is None:  # its destination was deleted meanwhile
         session.rollback()
