@@ -56,11 +56,11 @@ def check_target(kind: str, target: Any, settings: AlertSettings) -> str:
         return target
     try:
         _scheme, host, port = network.check_url(target)
+        if kind == "slack" and not settings.allow_private and host not in SLACK_HOSTS:
+            raise network.Refused("a Slack incoming webhook URL is on hooks.slack.com")
         network.resolve(host, port, settings.allow_private)
     except network.Refused as exc:
         raise Invalid({field: str(exc)}) from None
-    if kind == "slack" and not settings.allow_private and host not in SLACK_HOSTS:
-        raise Invalid({field: "a Slack incoming webhook URL is on hooks.slack.com"})
     return target
 
 

@@ -8,6 +8,7 @@ an earlier one to the same destination for the same entity is still pending.
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,10 +40,21 @@ def deliver_due(session: Session, now: datetime | None = None,
     """Send up to `limit` due deliveries of every workspace; returns how many were attempted."""
     settings = settings or current()
     now = now or utcnow()
-    jobs = claim(session, now, settings.lease, limit)
+    # Claim no more than can be sent within the lease at the timeout per send, so another
+    # worker never takes over a delivery this one is still going to send.
+    jobs = claim(session, now, settings.lease, max(1, min(limit, _per_lease(settings))))
+    started = time.monotonic()
+    sent = 0
     for job in jobs:
+        if sent and time.monotonic() - started + settings.timeout > settings.lease:
+            break  # its lease could run out mid-send: leave it to be claimed again
         record(session, job, senders.send(job, settings, utcnow()), now)
-    return len(jobs)
+        sent += 1
+    return sent
+
+
+def _per_lease(settings: AlertSettings) -> int:
+    return int(settings.lease // max(settings.timeout, 0.001)) - 1
 
 
 def _unblocked() -> Any:
