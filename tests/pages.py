@@ -7,6 +7,7 @@ import re
 
 import sqlalchemy as sa
 
+from correlated.alerts.models import Delivery, Destination
 from correlated.models import Account, ApiKey, Event, Field, Member, User, WebhookConnection
 
 STATE = {Account: ("account_id", "name", "traits", "archived_at"),
@@ -14,7 +15,8 @@ STATE = {Account: ("account_id", "name", "traits", "archived_at"),
          Event: ("event_id", "event", "properties"), Field: ("object", "key", "label", "type"),
          WebhookConnection: ("id", "name", "enabled", "enforce_auth", "auth_token", "mapping",
                              "latest_payload"),
-         ApiKey: ("id", "name", "revoked_at"), Member: ("email", "role")}
+         ApiKey: ("id", "name", "revoked_at"), Member: ("email", "role"),
+         Destination: ("id", "name", "target", "secret"), Delivery: ("id", "status")}
 
 
 def token_of(html: str) -> str:

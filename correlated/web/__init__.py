@@ -5,3 +5,4 @@ from .blueprint import bp  # noqa: F401
 from . import (  # noqa: E402,F401
     accounts, catalog, common, connections, events, formatting, lists, settings, users, views,
 )
+from . import alerts  # noqa: E402,F401

@@ -9,6 +9,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.security import check_password_hash
 
+from ..alerts.outbox import failed_count
 from ..analytics import charts, rollups
 from ..auth import LoginUser, end_sessions, matching_members, set_password
 from ..extensions import db
@@ -123,4 +124,5 @@ def index():
         actives_chart=charts.lines(actives, {"accounts": "Active accounts",
                                              "users": "Active users"}),
         events_chart=charts.stacked_bars(rollups.by_day(events, 30)),
+        failed_deliveries=failed_count(db.session, ws),
     )

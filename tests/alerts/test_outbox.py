@@ -156,6 +156,8 @@ def test_gives_up_after_24_hours(db, tenant, allow_private, receiver):
     assert statuses(db) == [("pending", 5)]
     deliver_due(db.session, now=later(23.99 * 60))
     assert statuses(db)[0][0] == "failed"
+    last = db.session.scalars(sa.select(DeliveryAttempt).order_by(DeliveryAttempt.at.desc())).first()
+    assert last.error == "HTTP 502; gave up after 24 h of retries"
 
 
 def test_receiver_down_then_up_gets_everything_once_in_order(db, tenant, allow_private):

@@ -38,7 +38,23 @@ def setup(app, db, tenant, fresh_g):
     add_member(db.session, tenant.workspace, "bob@acme.example", "a long password", "member")
     db.session.commit()
     client, token = signed_in(app, tenant.admin_email, tenant.admin_password)
-    return client, token, {"conn": connection["id"], "key": spare.id}
+    return client, token, {"conn": connection["id"], "key": spare.id, **alerting(app, db, tenant)}
+
+
+def alerting(app, db, tenant) -> dict[str, str]:
+    """A destination (to a closed loopback port) and a failed delivery to it."""
+    from correlated.alerts.destinations import create_destination
+    from correlated.alerts.models import Delivery
+    from correlated.alerts.settings import current
+
+    app.config["ALLOW_PRIVATE_DESTINATIONS"] = True
+    dest = create_destination(db.session, tenant.id, "Hook", "webhook", "http://127.0.0.1:9/",
+                              current())
+    delivery = Delivery(workspace_id=tenant.id, destination_id=dest.id, type="test",
+                        entity_key="test:x", payload={}, status="failed", retry_until=dest.created_at)
+    db.session.add(delivery)
+    db.session.commit()
+    return {"dest": dest.id, "delivery": delivery.id}
 
 
 # (endpoint, path, form), in an order where each valid request leaves the next one possible.
@@ -59,6 +75,12 @@ FORMS = [
     ("dashboard.invite_member", "/settings/members",
      {"email": "eve@acme.example", "password": "a long password", "role": "admin"}),
     ("dashboard.remove_member", "/settings/members/bob@acme.example/remove", {}),
+    ("dashboard.create_destination", "/settings/destinations",
+     {"name": "Hacked", "kind": "webhook", "target": "http://127.0.0.1:9/x"}),
+    ("dashboard.test_destination", "/settings/destinations/{dest}/test", {}),
+    ("dashboard.rotate_destination_secret", "/settings/destinations/{dest}/rotate", {}),
+    ("dashboard.resend_delivery", "/deliveries/{delivery}/resend", {}),
+    ("dashboard.delete_destination", "/settings/destinations/{dest}/delete", {}),
     ("dashboard.choose_workspace", "/login/workspace", {"workspace_id": "1"}),
     ("dashboard.change_password", "/settings/password",
      {"current": "correct horse battery staple", "password": "a brand new password",
