@@ -60,6 +60,7 @@ def world(db, tenant, other_tenant, fresh_g) -> World:
                                    mapping={"id_field": "id"})
     keep_payload(connection, {"note": "globex-payload-value"})
     add_member(db.session, b.workspace, "bob@globex.example", "globex password 1", role="member")
+    alerting = b_alerting(db, b.id)
     db.session.commit()
     key = db.session.scalars(sa.select(ApiKey).where(ApiKey.workspace_id == b.id)).one()
     log = db.session.scalars(sa.select(IngestLog).where(IngestLog.workspace_id == b.id)).first()
@@ -69,8 +70,29 @@ def world(db, tenant, other_tenant, fresh_g) -> World:
                "b-event", "Globex Secret Event", "globex-prop-value", "globex_secret_field",
                "Globex Secret Label", "globex-field-value", "Globex Secret Connection",
                "globex-payload-value", connection.auth_token, connection.id, key.id, key.prefix,
-               log.id, "bob@globex.example", b.admin_email, b.key}
+               log.id, "bob@globex.example", b.admin_email, b.key, *alerting}
     return World(tenant, b, ids, markers)
+
+
+def b_alerting(db, workspace_id: int) -> set[str]:
+    """B's destination (fixed ids, for probe bodies), an alert rule and a failed delivery."""
+    from correlated.alerts.destinations import new_secret
+    from correlated.alerts.models import AlertRule, Delivery, Destination
+
+    secret = new_secret()
+    db.session.add(Destination(workspace_id=workspace_id, id="b-dest", kind="webhook",
+                               name="Globex Secret Destination", secret=secret,
+                               target="http://127.0.0.1:9/globex-hook-secret"))
+    db.session.flush()
+    db.session.add_all([
+        AlertRule(workspace_id=workspace_id, id="b-rule", signal_id="globex-signal-secret",
+                  destination_id="b-dest"),
+        Delivery(workspace_id=workspace_id, id="msg_b-delivery", destination_id="b-dest",
+                 type="signal.entered", entity_key="account:b-acct", status="failed",
+                 payload={"data": {"note": "globex-delivery-secret"}},
+                 retry_until=datetime.now(timezone.utc))])
+    return {"Globex Secret Destination", "globex-hook-secret", secret, secret[-12:], "b-dest",
+            "b-rule", "globex-signal-secret", "msg_b-delivery", "globex-delivery-secret"}
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -214,6 +236,37 @@ PROBES = [
            {"email": "new@acme.example", "password": "a long password", "role": "member"}),
     member("dashboard.remove_member", "POST", "/settings/members/bob@globex.example/remove",
            NOT_FOUND, control=True),
+    # Alerts: B's destination "b-dest", rule "b-rule" and failed delivery "msg_b-delivery".
+    key("alerts_api.list_destinations", "GET", "/api/v1/destinations", (200,)),
+    key("alerts_api.create_destination", "POST", "/api/v1/destinations", (422,),
+        {"name": "Mine", "kind": "webhook", "url": "http://127.0.0.1:9/"}),
+    key("alerts_api.test_destination", "POST", "/api/v1/destinations/b-dest/test", NOT_FOUND,
+        control=True),
+    key("alerts_api.rotate_secret", "POST", "/api/v1/destinations/b-dest/rotate-secret",
+        NOT_FOUND, control=True),
+    key("alerts_api.delete_destination", "DELETE", "/api/v1/destinations/b-dest", NOT_FOUND,
+        control=True),
+    key("alerts_api.list_rules", "GET", "/api/v1/alert-rules?signal_id=globex-signal-secret",
+        (200,)),
+    key("alerts_api.create_rule", "POST", "/api/v1/alert-rules", (422,),
+        {"signal_id": "globex-signal-secret", "destination_id": "b-dest"}, control=True),
+    key("alerts_api.delete_rule", "DELETE", "/api/v1/alert-rules/b-rule", NOT_FOUND,
+        control=True),
+    key("alerts_api.list_deliveries", "GET", "/api/v1/deliveries?status=failed", (200,)),
+    key("alerts_api.resend", "POST", "/api/v1/deliveries/msg_b-delivery/resend", NOT_FOUND,
+        control=True),
+    member("dashboard.destinations_page", "GET", "/settings/destinations", (200,)),
+    member("dashboard.create_destination", "POST", "/settings/destinations", (400,),
+           {"name": "Mine", "kind": "webhook", "target": "http://127.0.0.1:9/"}),
+    member("dashboard.test_destination", "POST", "/settings/destinations/b-dest/test",
+           NOT_FOUND, control=True),
+    member("dashboard.rotate_destination_secret", "POST", "/settings/destinations/b-dest/rotate",
+           NOT_FOUND, control=True),
+    member("dashboard.delete_destination", "POST", "/settings/destinations/b-dest/delete",
+           NOT_FOUND, control=True),
+    member("dashboard.deliveries", "GET", "/deliveries?status=failed", (200,)),
+    member("dashboard.resend_delivery", "POST", "/deliveries/msg_b-delivery/resend", NOT_FOUND,
+           control=True),
 ]
 
 
