@@ -18,7 +18,8 @@ from .auth import credential_from_request
 from .web.common import safe_next
 
 # Blueprints whose callers are programs holding an API key (or a connection's header secret).
-LIMITED_BLUEPRINTS = ("api", "hightouch", "census", "webhooks", "segment", "connections_api")
+LIMITED_BLUEPRINTS = ("api", "hightouch", "census", "webhooks", "segment", "connections_api",
+                      "alerts_api")
 QUERY_KEYS = ("token", "census_authentication")  # where Hightouch webhooks and Census put the key
 SCOPE = "ingest"  # one budget per key, shared by every machine surface
 # Flask-Limiter would put Retry-After on every limited response, also on a 503 whose sender

@@ -104,14 +104,17 @@ def list_destinations(session: Session, workspace_id: int) -> list[Destination]:
         Destination.workspace_id == workspace_id).order_by(Destination.created_at)))
 
 
-def find_destination(session: Session, workspace_id: int, destination_id: str) -> Destination | None:
+def find_destination(session: Session, workspace_id: int,
+                     destination_id: str) -> Destination | None:
     return session.get(Destination, (workspace_id, destination_id))
 
 
 def to_dict(destination: Destination, reveal_secret: bool = False) -> dict[str, Any]:
     """What the API and pages show: the secret in full only right after it was made."""
     secret = destination.secret if reveal_secret else mask(destination.secret)
-    shown_target = mask(destination.target, 6) if destination.kind == "slack" else destination.target
+    # a Slack webhook URL is itself the credential
+    shown_target = mask(destination.target, 6) if destination.kind == "slack" \
+        else destination.target
     return {"id": destination.id, "name": destination.name, "kind": destination.kind,
             ("address" if destination.kind == "email" else "url"): shown_target,
             "secret": secret, "previous_secret_expires_at": destination.previous_secret_expires_at,

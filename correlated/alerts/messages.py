@@ -11,12 +11,14 @@ from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObjec
 
 DIGEST_LISTED = 20
 SLACK_FIELDS = 10  # Block Kit's limit per section
+FIELD_CHARS = 2000  # and per field
 COLLECTIONS = {"account": "accounts", "user": "users"}
 VERBS = {"signal.entered": "entered", "signal.exited": "left"}
 
 
 def entity_url(base_url: str, entity_type: str, entity_id: str) -> str:
-    return f"{base_url}/{COLLECTIONS.get(entity_type, entity_type + 's')}/{quote(entity_id, safe='')}"
+    collection = COLLECTIONS.get(entity_type, entity_type + "s")
+    return f"{base_url}/{collection}/{quote(entity_id, safe='')}"
 
 
 def signal_url(base_url: str, signal_id: str) -> str:
@@ -63,6 +65,10 @@ def _entity(entity: dict[str, Any]) -> dict[str, Any]:
 
 def subject(payload: dict[str, Any]) -> str:
     """One line: the Slack fallback text and the email subject."""
+    return " ".join(_subject(payload).split())[:250]  # synced names may hold line breaks
+
+
+def _subject(payload: dict[str, Any]) -> str:
     data = payload["data"]
     if payload["type"] == "test":
         return data["message"]
@@ -113,7 +119,7 @@ def _slack_transition(payload: dict[str, Any]) -> list[Any]:
     headline = (f"*{_link(entity['url'], entity['name'] or entity['id'])}* {verb} "
                 f"*{_esc(data['signal']['name'])}*")
     blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=headline))]
-    fields = [MarkdownTextObject(text=f"*{_esc(k)}*\n{_esc(v)}")
+    fields = [MarkdownTextObject(text=f"*{_esc(k)}*\n{_esc(v)}"[:FIELD_CHARS])
               for k, v in list(data.get("values", {}).items())[:SLACK_FIELDS]]
     if fields:
         blocks.append(SectionBlock(fields=fields))

@@ -93,7 +93,8 @@ def claim(session: Session, now: datetime, lease: float, limit: int = BATCH,
                 signing_secrets(dest, now)) for d, dest in found]
     if jobs:
         # message ids are unique on their own (random), so the id alone finds each row
-        session.execute(sa.update(Delivery).where(Delivery.id.in_([j.id for j in jobs])).values(next_attempt_at=now + timedelta(seconds=lease), attempts=Delivery.attempts + 1))
+        session.execute(sa.update(Delivery).where(Delivery.id.in_([j.id for j in jobs])).values(
+            next_attempt_at=now + timedelta(seconds=lease), attempts=Delivery.attempts + 1))
     session.commit()
     return jobs
 
@@ -107,11 +108,12 @@ def record(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:
         return
     status, error = outcome.status, outcome.error
     if status == "retry":
-        wait = outcome.retry_after if outcome.retry_after is not None else backoff(delivery.attempts)
+        wait = backoff(delivery.attempts) if outcome.retry_after is None else outcome.retry_after
         delivery.next_attempt_at = now + timedelta(seconds=wait)
         if delivery.next_attempt_at > aware(delivery.retry_until):
             retried = aware(delivery.retry_until) > aware(delivery.created_at)  # tests are not
-            status, error = "failed", f"{error}; gave up after 24 h of retries" if retried else error
+            status = "failed"
+            error = f"{error}; gave up after 24 h of retries" if retried else error
     if status != "retry":
         delivery.status, delivery.finished_at = status, now
     session.add(DeliveryAttempt(
@@ -129,7 +131,7 @@ def _bounded(text: str | None) -> str | None:
 
 def resend(session: Session, workspace_id: int, delivery_id: str,
            now: datetime | None = None) -> Delivery | None:
-    """Queue a failed delivery again (same webhook-id, another 24 h of retries); the caller commits."""
+    """Queue a failed delivery again (same webhook-id, 24 more hours of retries); caller commits."""
     delivery = session.get(Delivery, (workspace_id, delivery_id))
     if delivery is None:
         return None
@@ -189,7 +191,8 @@ def with_attempts(session: Session, workspace_id: int, deliveries: list[Delivery
 
 def failed_count(session: Session, workspace_id: int) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
-        Delivery.workspace_id == workspace_id, Delivery.status == "failed", Delivery.type != "test"))
+        Delivery.workspace_id == workspace_id, Delivery.status == "failed",
+        Delivery.type != "test"))
 
 
 def delivery_to_dict(delivery: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:

@@ -85,7 +85,8 @@ def _integer(body: dict[str, Any], key: str, default: int, low: int, high: int,
     return value
 
 
-def list_rules(session: Session, workspace_id: int, signal_id: str | None = None) -> list[AlertRule]:
+def list_rules(session: Session, workspace_id: int,
+               signal_id: str | None = None) -> list[AlertRule]:
     query = sa.select(AlertRule).where(AlertRule.workspace_id == workspace_id)
     if signal_id is not None:
         query = query.where(AlertRule.signal_id == signal_id)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import smtplib
 import socket
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from . import messages, network
 from .settings import AlertSettings
 
 MAX_RETRY_AFTER = 3600.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ def send(job: Job, settings: AlertSettings, now: datetime) -> Outcome:
         return Outcome("failed", error=f"refused: {exc}")
     except (OSError, http.client.HTTPException, smtplib.SMTPException) as exc:
         return Outcome("retry", error=_describe(exc))
+    except Exception as exc:  # a message we cannot build: record it, keep the worker going
+        log.exception("delivery %s could not be sent", job.id)
+        return Outcome("failed", error=f"could not be sent: {_describe(exc)}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""The alert settings, read once from the app's configuration (services take them as an argument)."""
+"""The alert settings, read from the app's configuration (services take them as an argument)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +23,8 @@ def from_config(config: dict[str, Any]) -> AlertSettings:
     return AlertSettings(
         base_url=(config.get("PUBLIC_URL") or DEFAULT_BASE_URL).rstrip("/"),
         allow_private=bool(config.get("ALLOW_PRIVATE_DESTINATIONS")),
-        smtp_url=config.get("SMTP_URL"), smtp_from=config.get("SMTP_FROM") or "correlated@localhost",
+        smtp_url=config.get("SMTP_URL"),
+        smtp_from=config.get("SMTP_FROM") or "correlated@localhost",
         timeout=float(config.get("DELIVERY_TIMEOUT_SECONDS") or 10.0),
         lease=float(config.get("DELIVERY_LEASE_SECONDS") or 60.0),
     )

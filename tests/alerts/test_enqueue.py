@@ -26,7 +26,8 @@ def test_each_rule_gets_what_it_asked_for(db, tenant, allow_private, receiver):
 
 
 def test_payload_names_the_entity_values_owner_and_link(db, tenant, allow_private, receiver):
-    rule(db, tenant, destination(db, tenant, "webhook", receiver.url), owner_dimension="owner_email")
+    hook = destination(db, tenant, "webhook", receiver.url)
+    rule(db, tenant, hook, owner_dimension="owner_email")
     push(db, tenant, entered("acme", values={"active_users_7d": 7}))
     [delivery] = deliveries(db)
     assert delivery.id.startswith("msg_") and delivery.status == "pending"

@@ -78,7 +78,8 @@ def test_slack_gets_block_kit(db, tenant, allow_private, slack_receiver):
     assert statuses(db) == [("delivered", 1), ("delivered", 1)]  # the receiver checked the shape
     single, digest = (r.json() for r in slack_receiver.received)
     assert single["text"] == "Acme Inc entered Expansion"
-    assert "<https://correlated.example/accounts/acme|Acme Inc>" in single["blocks"][0]["text"]["text"]
+    headline = single["blocks"][0]["text"]["text"]
+    assert "<https://correlated.example/accounts/acme|Acme Inc>" in headline
     assert {"type": "mrkdwn", "text": "*note*\n&lt;b&gt;&amp;"} in single["blocks"][1]["fields"]
     assert "rep@acme.example" in single["blocks"][2]["elements"][0]["text"]
     assert digest["text"] == "25 accounts entered Expansion"
@@ -129,7 +130,8 @@ def test_429_waits_for_retry_after(db, tenant, allow_private, slack_receiver):
     deliver_due(db.session)
     assert deliver_due(db.session, now=later(1.9)) == 0
     assert deliver_due(db.session, now=later(2.1)) == 1
-    assert statuses(db) == [("delivered", 2)] and attempts(db) == [("retry", 429), ("delivered", 200)]
+    assert statuses(db) == [("delivered", 2)]
+    assert attempts(db) == [("retry", 429), ("delivered", 200)]
 
 
 def test_4xx_fails_at_once_and_can_be_resent(db, tenant, allow_private, receiver):
@@ -156,7 +158,8 @@ def test_gives_up_after_24_hours(db, tenant, allow_private, receiver):
     assert statuses(db) == [("pending", 5)]
     deliver_due(db.session, now=later(23.99 * 60))
     assert statuses(db)[0][0] == "failed"
-    last = db.session.scalars(sa.select(DeliveryAttempt).order_by(DeliveryAttempt.at.desc())).first()
+    last = db.session.scalars(sa.select(DeliveryAttempt)
+                              .order_by(DeliveryAttempt.at.desc())).first()
     assert last.error == "HTTP 502; gave up after 24 h of retries"
 
 
@@ -195,3 +198,21 @@ def test_send_test_reports_at_once(db, tenant, allow_private, receiver):
     Webhook(hook.secret).verify(receiver.received[0].body, receiver.received[0].headers)
     receiver.default = Answer(500)
     assert send_test(db.session, hook).status == "failed"  # a test is not retried
+
+
+def test_synced_markup_and_line_breaks_reach_every_kind_as_text(db, tenant, allow_private, smtp,
+                                                                slack_receiver):
+    for dest in (destination(db, tenant, "email", "cs@acme.example"),
+                 destination(db, tenant, "slack", slack_receiver.url)):
+        rule(db, tenant, dest)
+    transition = entered("acme")
+    push(db, tenant, type(transition)(**{**transition.__dict__,
+                                         "entity_name": "Acme\r\nBcc: x@evil.example <b>"}))
+    assert deliver_due(db.session) == 2
+    assert statuses(db) == [("delivered", 1), ("delivered", 1)]
+    message = email.message_from_bytes(smtp.messages[0].content)
+    assert message["Subject"] == "Acme Bcc: x@evil.example <b> entered Expansion"
+    assert message["Bcc"] is None and smtp.messages[0].rcpt_tos == ["cs@acme.example"]
+    html = [p for p in message.walk() if p.get_content_type() == "text/html"][0]
+    assert "&lt;b&gt;" in html.get_payload(decode=True).decode()
+    assert "&lt;b&gt;" in slack_receiver.received[0].json()["blocks"][0]["text"]["text"]

@@ -11,7 +11,7 @@ from correlated.alerts import deliver_due
 from correlated.alerts.models import Delivery, Destination
 from correlated.auth import add_member
 
-from ..alerts.helpers import entered, push, rule
+from ..alerts.helpers import destination, entered, push, rule
 from ..alerts.receivers import Answer, HttpReceiver
 from ..pages import signed_in
 
@@ -47,7 +47,8 @@ def test_admin_creates_tests_rotates_and_deletes(db, admin, receiver):
     Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
 
     rotated = client.post(f"/settings/destinations/{dest.id}/rotate", data={"csrf_token": token})
-    new = re.search(r'id="new-secret-value">(whsec_[^<]+)<', rotated.get_data(as_text=True)).group(1)
+    new = re.search(r'id="new-secret-value">(whsec_[^<]+)<',
+                    rotated.get_data(as_text=True)).group(1)
     assert new != secret and "rotating" in rotated.get_data(as_text=True)
 
     receiver.default = Answer(500, body=b"boom")
@@ -66,7 +67,8 @@ def test_a_refused_destination_says_why(app, admin):
     client, token = admin
     app.config["ALLOW_PRIVATE_DESTINATIONS"] = False
     page = client.post("/settings/destinations", data={
-        "name": "meta", "kind": "webhook", "target": "http://169.254.169.254/", "csrf_token": token})
+        "name": "meta", "kind": "webhook", "target": "http://169.254.169.254/",
+        "csrf_token": token})
     assert page.status_code == 400
     assert "private or reserved address" in page.get_data(as_text=True)
 
@@ -83,12 +85,7 @@ def test_members_see_but_cannot_change(app, db, tenant, receiver, fresh_g):
 
 def test_failed_deliveries_show_on_the_overview_and_can_be_resent(db, tenant, admin, receiver):
     client, token = admin
-    from correlated.alerts.destinations import create_destination
-    from correlated.alerts.settings import current
-
-    hook = create_destination(db.session, tenant.id, "hook", "webhook", receiver.url, current())
-    db.session.commit()
-    rule(db, tenant, hook)
+    rule(db, tenant, destination(db, tenant, "webhook", receiver.url))
     receiver.script = [Answer(410, body=b"gone away")]
     push(db, tenant, entered("acme"))
     deliver_due(db.session)

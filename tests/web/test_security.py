@@ -51,7 +51,8 @@ def alerting(app, db, tenant) -> dict[str, str]:
     dest = create_destination(db.session, tenant.id, "Hook", "webhook", "http://127.0.0.1:9/",
                               current())
     delivery = Delivery(workspace_id=tenant.id, destination_id=dest.id, type="test",
-                        entity_key="test:x", payload={}, status="failed", retry_until=dest.created_at)
+                        entity_key="test:x", payload={}, status="failed",
+                        retry_until=dest.created_at)
     db.session.add(delivery)
     db.session.commit()
     return {"dest": dest.id, "delivery": delivery.id}
