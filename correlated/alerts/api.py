@@ -12,7 +12,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..protocols.body import json_body
 from . import destinations, outbox, rules
-from .models import STATUSES, AlertRule, aware
+from .models import STATUSES, aware
 from .settings import current
 
 bp = Blueprint("alerts_api", __name__, url_prefix="/api/v1")
@@ -128,7 +128,7 @@ def create_rule():
 @bp.delete("/alert-rules/<rule_id>")
 @require_key()
 def delete_rule(rule_id: str):
-    rule = db.session.get(AlertRule, (g.principal.workspace_id, rule_id))
+    rule = rules.find_rule(db.session, g.principal.workspace_id, rule_id)
     if rule is None:
         raise ApiError(404, "no such alert rule in this workspace")
     db.session.delete(rule)
@@ -148,8 +148,11 @@ def list_deliveries():
     limit = request.args.get("limit", "50")
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
         raise ApiError(400, f"limit: an integer from 1 to {MAX_LIMIT}")
+    destination_id = request.args.get("destination_id")
+    if destination_id is not None and not destinations.storable(destination_id):
+        raise ApiError(400, "destination_id: not a destination id")
     found = outbox.list_deliveries(db.session, g.principal.workspace_id, status,
-                                   request.args.get("destination_id"), int(limit))
+                                   destination_id, int(limit))
     return jsonify({"deliveries": [jsonable(outbox.delivery_to_dict(d, a)) for d, a in found]})
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..ingest.engine import check_json
 from ..models import utcnow
 from . import network
 from .models import DESTINATION_KINDS, Destination, aware
@@ -29,6 +30,20 @@ class Invalid(ValueError):
         self.errors = errors
 
 
+def storable(value: Any) -> bool:
+    """A string either database can hold and compare (no NUL, no lone surrogate)."""
+    return isinstance(value, str) and check_json(value) is None
+
+
+def text_field(value: Any, field: str, limit: int) -> str:
+    """A required, storable, non-blank string of at most `limit` characters, stripped."""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise Invalid({field: f"required: a string of at most {limit} characters"})
+    if not storable(value):
+        raise Invalid({field: check_json(value)})
+    return value.strip()
+
+
 def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -45,9 +60,7 @@ def mask(value: str | None, keep: int = 4) -> str | None:
 def check_target(kind: str, target: Any, settings: AlertSettings) -> str:
     """The cleaned URL or address, or Invalid naming `url`/`address` and the problem."""
     field = "address" if kind == "email" else "url"
-    if not isinstance(target, str) or not target.strip() or len(target) > 2048:
-        raise Invalid({field: "required: a string of at most 2048 characters"})
-    target = target.strip()
+    target = text_field(target, field, 2048)
     if kind == "email":
         if not EMAIL_RE.match(target):
             raise Invalid({field: "not an email address"})
@@ -69,9 +82,8 @@ def create_destination(session: Session, workspace_id: int, name: Any, kind: Any
     """A new destination (webhooks get a fresh secret); the caller commits."""
     if kind not in DESTINATION_KINDS:
         raise Invalid({"kind": f"must be one of {', '.join(DESTINATION_KINDS)}"})
-    if not isinstance(name, str) or not name.strip() or len(name) > 120:
-        raise Invalid({"name": "required: at most 120 characters"})
-    destination = Destination(workspace_id=workspace_id, name=name.strip(), kind=kind,
+    name = text_field(name, "name", 120)
+    destination = Destination(workspace_id=workspace_id, name=name, kind=kind,
                               target=check_target(kind, target, settings),
                               secret=new_secret() if kind == "webhook" else None)
     session.add(destination)
@@ -106,7 +118,8 @@ def list_destinations(session: Session, workspace_id: int) -> list[Destination]:
 
 def find_destination(session: Session, workspace_id: int,
                      destination_id: str) -> Destination | None:
-    return session.get(Destination, (workspace_id, destination_id))
+    return session.get(Destination, (workspace_id, destination_id)) \
+        if storable(destination_id) else None
 
 
 def to_dict(destination: Destination, reveal_secret: bool = False) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def resolve(host: str, port: int, allow_private: bool) -> str:
     """One address to connect to; Refused if the name does not resolve or any address is private."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the name
         raise Refused(f"host {host!r} does not resolve ({exc})") from None
     addresses = [info[4][0] for info in infos]
     if not allow_private:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased, scoped_session
 from .. import database
 from ..models import utcnow
 from . import messages, senders
-from .destinations import Invalid, signing_secrets
+from .destinations import Invalid, signing_secrets, storable
 from .models import Delivery, DeliveryAttempt, Destination, aware
 from .rules import RETRY_FOR
 from .senders import Job, Outcome
@@ -132,7 +132,8 @@ def _bounded(text: str | None) -> str | None:
 def resend(session: Session, workspace_id: int, delivery_id: str,
            now: datetime | None = None) -> Delivery | None:
     """Queue a failed delivery again (same webhook-id, 24 more hours of retries); caller commits."""
-    delivery = session.get(Delivery, (workspace_id, delivery_id))
+    delivery = session.get(Delivery, (workspace_id, delivery_id)) \
+        if storable(delivery_id) else None
     if delivery is None:
         return None
     if delivery.status != "failed":

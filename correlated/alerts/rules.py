@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ..database import chunks
 from ..models import utcnow
 from . import messages
-from .destinations import Invalid, find_destination
+from .destinations import Invalid, find_destination, storable
 from .models import RULE_ON, AlertRule, Delivery, message_id
 from .settings import AlertSettings, current
 
@@ -49,7 +49,7 @@ def create_rule(session: Session, workspace_id: int, body: dict[str, Any]) -> Al
     digest_threshold); Invalid names each bad field. The caller commits."""
     errors: dict[str, str] = {}
     signal_id = body.get("signal_id")
-    if not isinstance(signal_id, str) or not 0 < len(signal_id) <= 64:
+    if not storable(signal_id) or not 0 < len(signal_id) <= 64:
         errors["signal_id"] = "required: a signal id"
     on = body.get("on", "enter")
     if on not in RULE_ON:
@@ -61,7 +61,7 @@ def create_rule(session: Session, workspace_id: int, body: dict[str, Any]) -> Al
     cooldown = _integer(body, "cooldown_days", 1, 0, 365, errors)
     threshold = _integer(body, "digest_threshold", 10, 1, 10_000, errors)
     owner = body.get("owner_dimension")
-    if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= 128):
+    if owner is not None and (not storable(owner) or not 0 < len(owner) <= 128):
         errors["owner_dimension"] = "a dimension key (at most 128 characters) or null"
     unknown = set(body) - {"signal_id", "on", "destination_id", "cooldown_days",
                            "owner_dimension", "digest_threshold"}
@@ -91,6 +91,10 @@ def list_rules(session: Session, workspace_id: int,
     if signal_id is not None:
         query = query.where(AlertRule.signal_id == signal_id)
     return list(session.scalars(query.order_by(AlertRule.created_at)))
+
+
+def find_rule(session: Session, workspace_id: int, rule_id: str) -> AlertRule | None:
+    return session.get(AlertRule, (workspace_id, rule_id)) if storable(rule_id) else None
 
 
 def rule_to_dict(rule: AlertRule) -> dict[str, Any]:

@@ -107,3 +107,20 @@ def test_another_workspace_sees_none_of_it(client, tenant, other_tenant, allow_p
     assert rule.json["errors"] == {"destination_id": "no such destination in this workspace"}
     assert receiver.received == []
     assert client.get("/api/v1/destinations").status_code == 401
+
+
+def test_unstorable_text_is_a_clear_error_not_a_500(client, tenant, allow_private, receiver):
+    for body, field in [({"name": "a\x00b", "kind": "webhook", "url": receiver.url}, "name"),
+                        ({"name": "x", "kind": "webhook", "url": "http://a\x00b/"}, "url"),
+                        ({"name": "\ud800", "kind": "webhook", "url": receiver.url}, "name")]:
+        response = client.post("/api/v1/destinations", headers=tenant.headers, json=body)
+        assert response.status_code == 422 and field in response.json["errors"], response.json
+    rule = client.post("/api/v1/alert-rules", headers=tenant.headers,
+                       json={"signal_id": "s\x00", "destination_id": "d\x00"})
+    assert set(rule.json["errors"]) == {"signal_id", "destination_id"}
+    for method, path in [("post", "/api/v1/destinations/a%00b/test"),
+                         ("delete", "/api/v1/alert-rules/a%00b"),
+                         ("post", "/api/v1/deliveries/a%00b/resend")]:
+        assert getattr(client, method)(path, headers=tenant.headers).status_code == 404
+    assert client.get("/api/v1/deliveries?destination_id=a%00b",
+                      headers=tenant.headers).status_code == 400
