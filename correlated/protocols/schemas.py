@@ -359,6 +359,9 @@ def openapi() -> dict[str, Any]:
         _collection_paths(spec, collection, obj, row_in, page)
         _record_paths(spec, collection, obj, id_field, row_out)
     _field_paths(spec)
+    from ..alerts.openapi import add_paths as add_alert_paths
+
+    add_alert_paths(spec)
     spec.path(path=f"{API_PREFIX}/openapi.json", operations={"get": {
         "summary": "This OpenAPI document", "operationId": "openapi", "security": [],
         "responses": {"200": {"description": "OpenAPI 3 document",
