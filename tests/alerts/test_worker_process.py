@@ -89,3 +89,12 @@ def test_two_workers_never_send_one_delivery_twice(database_url, db, tenant, all
             kill(worker)
     ids = Counter(r.headers["webhook-id"] for r in receiver.received)
     assert len(ids) == 60 and set(ids.values()) == {1}
+
+
+def test_deliver_once_sends_what_is_due_and_exits(db, runner, tenant, allow_private, receiver):
+    rule(db, tenant, destination(db, tenant, "webhook", receiver.url))
+    push(db, tenant, entered("acme"))
+    result = runner.invoke(args=["alerts", "deliver", "--once"])
+    assert result.exit_code == 0 and "attempted 1 deliveries" in result.output, result.output
+    assert len(receiver.received) == 1
+    assert "attempted 0 deliveries" in runner.invoke(args=["alerts", "deliver", "--once"]).output
