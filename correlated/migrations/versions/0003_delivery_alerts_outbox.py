@@ -1,7 +1,7 @@
 """delivery alerts outbox
 
 Revision ID: 0003_delivery
-Revises: 0002
+Revises: 0003_access
 Create Date: 2026-12-01 22:29:12.729877
 
 """
@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0003_delivery'
-down_revision = '0002'
+down_revision = '0003_access'
 branch_labels = None
 depends_on = None
 
