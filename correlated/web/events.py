@@ -41,7 +41,7 @@ def _selected(ws: int, frame, name: str) -> dict:
     breakdown = rollups.event_breakdown(db.session, ws, name, by) if by else None
     latest = rollups.latest_events(db.session, ws, 20, event=name)
     return {
-        "trend_chart": charts.bars(series, name),
+        "trend_chart": charts.bars(series, name, y_title="Events"),
         "breakdown": breakdown, "by": by, "dimensions": dimensions,
         "breakdown_chart": charts.horizontal_bars(breakdown, "value", "events", "events")
         if breakdown is not None else None,

@@ -120,7 +120,7 @@ def index():
     return render_template(
         "overview.html", totals=totals, top=top, dropped=dropped,
         change=rollups.change_pct,
-        actives_chart=charts.lines(actives, {"accounts": "Active accounts",
-                                             "users": "Active users"}),
+        actives_chart=charts.small_multiples(actives, {"accounts": "Active accounts",
+                                                       "users": "Active users"}),
         events_chart=charts.stacked_bars(rollups.by_day(events, 30)),
     )
