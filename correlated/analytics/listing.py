@@ -339,7 +339,7 @@ def all_rows(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
 
 
 def account_users(session: Session, workspace_id: int, account_id: str, limit: int = 50,
-                  today: date | None = None) -> tuple[list[dict[str, Any]], int]:
+                  today: date | None = None, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """An account's live users, most active first, with their metrics; and how many there are."""
     # No ORDER BY: it would tempt SQLite onto the email index; the rows are ranked below.
     query = (sa.select(User.user_id, User.email, User.traits)
@@ -357,4 +357,4 @@ def account_users(session: Session, workspace_id: int, account_id: str, limit: i
         row.update(_metric_values(activity, row["user_id"]))
     rows.sort(key=lambda r: (-r["events_30d"], -(r["last_seen"].timestamp() if r["last_seen"]
                                                   else 0), r["email"] or ""))
-    return rows[:limit], int(total)
+    return rows[offset:offset + limit], int(total)

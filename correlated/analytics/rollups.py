@@ -184,9 +184,13 @@ def _count_live(session: Session, model: type, workspace_id: int) -> int:
         model.workspace_id == workspace_id, model.archived_at.is_(None)))
 
 
-def movers(session: Session, workspace_id: int,
-           limit: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The most active live accounts, and those whose activity dropped most (30 days vs before)."""
+DROPS_BY = ("events", "percent")  # "Biggest drops" ranks by events lost, or by percent lost
+
+
+def movers(session: Session, workspace_id: int, limit: int = 8,
+           drops_by: str = "events") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The most active live accounts, and those whose activity dropped most (30 days vs before:
+    by events lost, or by the share of the previous 30 days' events lost)."""
     m = AccountMetrics
     change = (m.events_30d - m.events_prev_30d).label("change")
     base = (sa.select(m.account_id, Account.name, m.events_30d, m.events_prev_30d, change)
@@ -194,7 +198,8 @@ def movers(session: Session, workspace_id: int,
                                    Account.account_id == m.account_id))
             .where(m.workspace_id == workspace_id, Account.archived_at.is_(None)))
     top = base.where(m.events_30d > 0).order_by(m.events_30d.desc(), m.account_id).limit(limit)
-    dropped = base.where(change < 0).order_by(change, m.account_id).limit(limit)
+    rank = change * 1.0 / m.events_prev_30d if drops_by == "percent" else change
+    dropped = base.where(change < 0).order_by(rank, change, m.account_id).limit(limit)
     return _with_change(_frame(session, top, "account_id")), \
         _with_change(_frame(session, dropped, "account_id"))
 

@@ -1,7 +1,7 @@
 """Accounts: the filtered list (and its CSV), and one account's page."""
 from __future__ import annotations
 
-from flask import abort, render_template
+from flask import abort, render_template, request
 
 from ..analytics import charts, listing, rollups
 from ..ingest import fields as catalog_fields
@@ -12,6 +12,7 @@ from .common import workspace_id
 from .lists import Column, prepare, serve_list
 
 KEY_DIMENSIONS = ["plan", "industry", "employees", "arr"]
+ACCOUNT_USERS = 10  # per page of an account's users (the rest: the filtered users list)
 METRICS = [
     Column("users", "Users", "METRIC", True),
     Column("active_users_7d", "Active 7d", "METRIC", True),
@@ -47,15 +48,17 @@ def account(account_id: str):
     acc = get_account(account_id)
     metrics = rollups.metrics_record(rollups.account_metrics(db.session, ws, [acc.account_id]),
                                      acc.account_id)
-    users, user_count = listing.account_users(db.session, ws, acc.account_id)
+    users_page = max(1, request.args.get("users_page", 1, type=int))
+    users, user_count = listing.account_users(db.session, ws, acc.account_id, ACCOUNT_USERS,
+                                              offset=(users_page - 1) * ACCOUNT_USERS)
     events = rollups.event_days(db.session, ws, days=90, account_id=acc.account_id)
     weekly = rollups.weekly_active_users(db.session, ws, acc.account_id)
     latest = rollups.latest_events(db.session, ws, 20, account_id=acc.account_id)
     return render_template(
         "accounts/detail.html", account=acc, metrics=metrics,
-        change=rollups.change_pct(metrics["events_30d"], metrics["events_prev_30d"]),
         dimensions=labelled_dimensions(ws, "account", acc.traits),
-        users=users, user_count=user_count,
+        users=users, user_count=user_count, users_page=users_page,
+        users_pages=max(1, -(-user_count // ACCOUNT_USERS)), users_per_page=ACCOUNT_USERS,
         events_chart=charts.stacked_bars(rollups.by_day(events, 90)),
         weekly_chart=charts.bars(weekly, "Active users", weekly=True),
         event_table=rollups.event_summary(events),

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -100,3 +102,42 @@ def props(value: Any) -> str:
     if not value:
         return ""
     return ", ".join(f"{k}={dimension(v)}" for k, v in value.items())
+
+
+@bp.app_template_filter("plural")
+def plural(count: Any, singular: str, many: str | None = None) -> str:
+    """'1 field', '3 fields', '1,200 accounts' (the count formatted, the noun agreeing)."""
+    word = singular if count == 1 else (many or singular + "s")
+    return f"{number(count)} {word}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change figure as every page shows it: kind (none, new, up, down, flat) and its text."""
+
+    kind: str
+    text: str
+    title: str = ""
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@bp.app_template_global("change_figure")
+def change_figure(current: Any = None, previous: Any = None, pct: Any = None) -> Change:
+    """The one rule for change figures: nothing in either period is no figure; nothing in the
+    previous period (or a percent that could not be computed) is "new"; otherwise the percent,
+    rounded, where a change that rounds to 0 reads "0%"."""
+    if current is not None or previous is not None:
+        if not current and not previous:
+            return Change("none", "—", "No activity in either period")
+        pct = None if not previous else (current - previous) * 100.0 / previous
+    if _missing(pct):
+        return Change("new", "new", "No activity in the previous period")
+    rounded = round(pct)
+    if rounded > 0:
+        return Change("up", f"▲ {rounded:.0f}%")
+    if rounded < 0:
+        return Change("down", f"▼ {-rounded:.0f}%")
+    return Change("flat", "0%")

@@ -50,7 +50,6 @@ def user(user_id: str):
     events = rollups.event_days(db.session, ws, days=90, user_id=user_id)
     return render_template(
         "users/detail.html", person=person, account=account, metrics=record,
-        change=rollups.change_pct(record["events_30d"], record["events_prev_30d"]),
         dimensions=labelled_dimensions(ws, "user", person.traits),
         activity_chart=charts.stacked_bars(rollups.by_day(events, 90)),
         event_table=rollups.event_summary(events),
