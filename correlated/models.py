@@ -83,6 +83,8 @@ class Field(db.Model):
     type: Mapped[str] = mapped_column(sa.String(16))
     is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    # number | percent | currency:<ISO 4217 code>; None shows values as sent (dashboards only)
+    display_format: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class Account(db.Model):

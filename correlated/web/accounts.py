@@ -77,10 +77,11 @@ def labelled_dimensions(ws: int, obj: str, traits: dict) -> list[dict]:
     for f in ordered:
         if f.key in (traits or {}):
             out.append({"key": f.key, "label": f.label, "type": f.type,
-                        "custom": not f.is_default, "value": traits[f.key]})
+                        "format": f.display_format, "custom": not f.is_default,
+                        "value": traits[f.key]})
             seen.add(f.key)
     for key, value in sorted((traits or {}).items()):
         if key not in seen:  # not in the catalog (yet): still shown, labelled from the key
             out.append({"key": key, "label": catalog_fields.label_for(key), "type": "STRING",
-                        "custom": True, "value": value})
+                        "format": None, "custom": True, "value": value})
     return out

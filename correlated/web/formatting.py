@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..analytics.display import format_number
 from .blueprint import bp
 
 
@@ -79,12 +80,15 @@ def day(value: Any) -> str:
 
 
 @bp.app_template_filter("dimension")
-def dimension(value: Any, typ: str = "STRING") -> str:
-    """A dimension value as text (autoescaped by Jinja afterwards)."""
+def dimension(value: Any, typ: str = "STRING", display_format: str | None = None) -> str:
+    """A dimension value as text (autoescaped by Jinja afterwards), numbers in the field's
+    display format."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "Yes" if value else "No"
+    if isinstance(value, (int, float)) and display_format:
+        return format_number(value, display_format)
     if isinstance(value, (int, float)) and typ in ("NUMBER", "STRING", "ENUM"):
         return f"{value:,}" if isinstance(value, int) or value != int(value) else f"{int(value):,}"
     if isinstance(value, (dict, list)):

@@ -25,6 +25,7 @@ class Column:
     label: str
     type: str  # a catalog type, or METRIC / DATE_METRIC / PCT for metrics
     numeric: bool = False
+    format: str | None = None  # the field's display format (number, percent, currency:USD)
 
 
 def spec_from_args(args: MultiDict, kind: Kind) -> ListSpec:
@@ -141,7 +142,8 @@ def prepare(kind: Kind, obj: str, endpoint: str, defaults: list[str],
 
     ws = workspace_id()
     catalog = catalog_fields.load_catalog(db.session, ws, obj)
-    dims = [Column(f.key, f.label, f.type, f.type == "NUMBER") for f in catalog.values()
+    dims = [Column(f.key, f.label, f.type, f.type == "NUMBER", f.display_format)
+            for f in catalog.values()
             if usable_key(f.key) and f.key not in kind.core]
     types = {c.key: c.type for c in dims}
     spec = spec_from_args(request.args, kind)

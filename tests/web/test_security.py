@@ -47,6 +47,7 @@ FORMS = [
     ("dashboard.create_field", "/fields",
      {"object": "account", "key": "csrf_field", "label": "CSRF", "type": "STRING"}),
     ("dashboard.rename_field", "/fields/account/plan/label", {"label": "Hacked"}),
+    ("dashboard.format_field", "/fields/account/arr/format", {"display_format": "percent"}),
     ("dashboard.create_connection", "/connections",
      {"name": "Hacked", "object": "account", "behavior": "upsert"}),
     ("dashboard.connection_settings", "/connections/{conn}/settings",

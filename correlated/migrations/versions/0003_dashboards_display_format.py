@@ -1,0 +1,26 @@
+"""fields.display_format: how the dashboards show a field's values
+
+Revision ID: 0003_dashboards
+Revises: 0002
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = "0003_dashboards"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("fields") as batch:
+        batch.add_column(sa.Column("display_format", sa.String(length=32), nullable=True))
+    # The default money fields of existing workspaces, as new workspaces get them.
+    op.execute("UPDATE fields SET display_format = 'currency:USD' "
+               "WHERE object = 'account' AND key IN ('arr', 'mrr') AND is_default")
+
+
+def downgrade():
+    with op.batch_alter_table("fields") as batch:
+        batch.drop_column("display_format")
