@@ -30,6 +30,9 @@ def accounts():
     result = serve_list(page, "accounts.csv", [("account_id", "Account ID"), ("name", "Name")])
     if not isinstance(result, listing.Page):
         return result
+    # The ranges the events breakdown uses, offered by the filter for numbers and dates.
+    page.ranges = rollups.account_buckets(db.session, workspace_id(),
+                                          {c.key: (c.type, c.format) for c in page.dimensions})
     return render_template("accounts/list.html", page=page, result=result)
 
 

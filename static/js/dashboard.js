@@ -70,3 +70,35 @@
     wireAutosubmit();
   });
 })();
+
+/* List filters: a number or date dimension offers its ranges (the events breakdown's buckets)
+   through a <datalist data-for="KEY">, and picking one means "in range". */
+(function () {
+  "use strict";
+  var PLAIN = "Value, e.g. enterprise";
+  function wireFilters() {
+    document.querySelectorAll("[data-filter-field]").forEach(function (field) {
+      var form = field.form;
+      var op = form.querySelector("[data-filter-op]");
+      var value = form.querySelector("[data-filter-value]");
+      var update = function () {
+        var ranges = null;
+        form.querySelectorAll("datalist[data-for]").forEach(function (list) {
+          if (list.getAttribute("data-for") === field.value) { ranges = list; }
+        });
+        if (ranges) {
+          value.setAttribute("list", ranges.id);
+          value.placeholder = "Pick a range, or low..high";
+          op.value = "between";
+        } else {
+          value.removeAttribute("list");
+          value.placeholder = PLAIN;
+          if (op.value === "between") { op.value = "eq"; }
+        }
+      };
+      field.addEventListener("change", update);
+      update();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", wireFilters);
+})();
