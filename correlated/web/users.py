@@ -39,6 +39,9 @@ def user(user_id: str):
     """One user: dimensions, account, activity chart and a timeline of events."""
     ws = workspace_id()
     person = db.session.get(User, (ws, user_id))
+    latest = rollups.latest_events(db.session, ws, TIMELINE, user_id=user_id)
+    if person is None and latest:  # events arrived before the user sync sent the user
+        person = not_synced(user_id, latest)
     if person is None or person.archived_at is not None:
         abort(404, "No such user in this workspace.")
     account = db.session.get(Account, (ws, person.account_id)) if person.account_id else None
@@ -46,15 +49,21 @@ def user(user_id: str):
         account = None
     metrics = rollups.user_metrics(db.session, ws, [user_id])
     record = rollups.metrics_record(metrics, user_id)
-    latest = rollups.latest_events(db.session, ws, TIMELINE, user_id=user_id)
     events = rollups.event_days(db.session, ws, days=90, user_id=user_id)
     return render_template(
         "users/detail.html", person=person, account=account, metrics=record,
         dimensions=labelled_dimensions(ws, "user", person.traits),
         activity_chart=charts.stacked_bars(rollups.by_day(events, 90)),
         event_table=rollups.event_summary(events),
-        timeline=timeline(latest), timeline_limit=TIMELINE,
+        timeline=timeline(latest), timeline_limit=TIMELINE, synced=person in db.session,
     )
+
+
+def not_synced(user_id: str, events: list) -> User:
+    """A stand-in (never added to the session) for a user known only from their events; the
+    account is the one their newest event names, if any."""
+    account_id = next((e.account_id for e in events if e.account_id), None)
+    return User(user_id=user_id, email=None, account_id=account_id, traits={})
 
 
 def timeline(events: list) -> list[tuple[str, list]]:

@@ -91,3 +91,21 @@ def test_an_accounts_users_are_paged_most_active_first(db, tenant, seeded):
     third, html = users("?users_page=3")
     assert len(third) == 4 and "21–24 of 24 users" in html
     assert not set(first) & set(third)
+
+
+def test_a_user_known_only_from_events_is_shown_as_not_synced_yet(db, tenant, seeded):
+    assert not ingest(db.session, tenant.workspace, "event", "insert", [
+        {"event": "sign_in", "user_id": "ghost-7", "timestamp": ago(1)},
+        {"event": "report_created", "user_id": "ghost-7", "account_id": "acme-1",
+         "timestamp": ago(0)}]).rejected
+    response = seeded.get("/users/ghost-7")
+    assert response.status_code == 200
+    html = text(response)
+    assert 'id="not-synced"' in html and "not synced yet" in html
+    timeline = html.split('id="timeline"')[1].split("</ul>")[0]
+    assert "sign_in" in timeline and "report_created" in timeline
+    assert ">Acme Corp</a>" in html  # the account its events name
+    events = text(seeded.get("/events?event=sign_in")).split("latest-events")[1]
+    assert 'href="/users/ghost-7"' in events  # and the link to it goes somewhere
+    assert seeded.get("/users/never-seen").status_code == 404
+    assert 'id="not-synced"' not in text(seeded.get("/users/u1"))
