@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import pandas as pd
+from markupsafe import Markup, escape
 
 from ..analytics.display import format_number
 from .blueprint import bp
@@ -145,3 +146,11 @@ def change_figure(current: Any = None, previous: Any = None, pct: Any = None) ->
     if rounded < 0:
         return Change("down", f"▼ {-rounded:.0f}%")
     return Change("flat", "0%")
+
+
+@bp.app_template_filter("url_breaks")
+def url_breaks(url: str) -> Markup:
+    """A URL that wraps only after a "/": each part unbreakable, a <wbr> after every slash (the
+    copied text is the URL itself)."""
+    parts = [f'<span class="nobreak">{escape(part)}</span>' for part in str(url).split("/")]
+    return Markup("/<wbr>".join(parts))
