@@ -49,16 +49,21 @@ def _ladder(low: float, high: float, rungs: tuple[float, ...]) -> list[float]:
     return [v for v in values if start <= v <= end]
 
 
+def _small_integers(distinct: np.ndarray, max_buckets: int) -> bool:
+    """Whole numbers within a short span (seats 1-5): each value reads better than a range."""
+    return bool(np.all(distinct == np.round(distinct))) and distinct[-1] - distinct[0] < max_buckets
+
+
 def number_edges(values: pd.Series, max_buckets: int = MAX_BUCKETS) -> list[float]:
-    """Bucket bounds for numbers, low included and high not: one per value when there are few
-    distinct values; a log ladder (1, 2.5, 5, 10...) when they span orders of magnitude (ARR,
+    """Bucket bounds for numbers, low included and high not: one per value for a few whole
+    numbers close together; a log ladder (1, 2.5, 5, 10...) when they span orders of magnitude (ARR,
     employees); else even nice steps (a score from 50 to 100 by tens)."""
     numbers = pd.to_numeric(values, errors="coerce").dropna()
     numbers = numbers[np.isfinite(numbers)].astype(float)
     if numbers.empty:
         return []
     distinct = np.unique(numbers)
-    if len(distinct) <= max_buckets:
+    if len(distinct) <= max_buckets and _small_integers(distinct, max_buckets):
         step = float(np.min(np.diff(distinct))) if len(distinct) > 1 else 1.0
         return [*distinct.tolist(), float(distinct[-1]) + (1.0 if step >= 1 else step)]
     low, high = float(distinct[0]), float(distinct[-1])

@@ -102,3 +102,25 @@
   }
   document.addEventListener("DOMContentLoaded", wireFilters);
 })();
+
+/* Wide tables: a shadow on the side that has more columns, and the list's cue while any
+   column is out of view (the first column stays put: position sticky). */
+(function () {
+  "use strict";
+  function mark(wrap) {
+    var more = wrap.scrollWidth - wrap.clientWidth - wrap.scrollLeft > 1;
+    wrap.classList.toggle("more-right", more);
+    wrap.classList.toggle("scrolled", wrap.scrollLeft > 0);
+    var card = wrap.closest(".card");
+    var cue = card && card.querySelector("[data-scroll-cue]");
+    if (cue) { cue.hidden = wrap.scrollWidth <= wrap.clientWidth + 1; }
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var wraps = document.querySelectorAll(".table-wrap");
+    wraps.forEach(function (wrap) {
+      mark(wrap);
+      wrap.addEventListener("scroll", function () { mark(wrap); }, { passive: true });
+    });
+    window.addEventListener("resize", function () { wraps.forEach(mark); });
+  });
+})();
