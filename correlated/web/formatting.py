@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -150,7 +151,8 @@ def change_figure(current: Any = None, previous: Any = None, pct: Any = None) ->
 
 @bp.app_template_filter("url_breaks")
 def url_breaks(url: str) -> Markup:
-    """A URL that wraps only after a "/": each part unbreakable, a <wbr> after every slash (the
-    copied text is the URL itself)."""
-    parts = [f'<span class="nobreak">{escape(part)}</span>' for part in str(url).split("/")]
-    return Markup("/<wbr>".join(parts))
+    """A URL that wraps only after a "/" (and between query parameters: before "?", after "="
+    and "&"), never inside a word: each part unbreakable, a <wbr> between (the copied text is
+    the URL itself)."""
+    parts = [p for p in re.split(r"(?<=/)|(?=\?)|(?<=[=&])", str(url)) if p]
+    return Markup("<wbr>".join(f'<span class="nobreak">{escape(part)}</span>' for part in parts))
