@@ -2,7 +2,7 @@
 the accepted rows of a request did (created, updated, removed, duplicates)
 
 Revision ID: 0003_dashboards
-Revises: 0002
+Revises: 0003_access
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = "0003_dashboards"
-down_revision = "0002"
+down_revision = "0003_access"
 branch_labels = None
 depends_on = None
 
