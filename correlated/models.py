@@ -83,6 +83,8 @@ class Field(db.Model):
     type: Mapped[str] = mapped_column(sa.String(16))
     is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    # number | percent | currency:<ISO 4217 code>; None shows values as sent (dashboards only)
+    display_format: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class Account(db.Model):
@@ -239,6 +241,8 @@ class IngestLog(db.Model):
     rejected_sample: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     payload: Mapped[Any] = mapped_column(JSONType, nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # What the accepted rows did: {created, updated, removed, duplicates} (None before 0003)
+    counts: Mapped[dict[str, int] | None] = mapped_column(JSONType, nullable=True)
     __table_args__ = (sa.Index("ix_ingest_log_received", "workspace_id", "received_at"),)
 
 

@@ -22,7 +22,8 @@ from ..vocabulary import (ACCOUNT_METRICS, DATE_METRICS, DERIVED_METRICS, ID_FIE
 from ..ingest.writes import as_utc
 
 OPERATORS = {"eq": "is", "ne": "is not", "contains": "contains", "gt": "greater than",
-             "lt": "less than"}
+             "lt": "less than", "between": "in range"}
+RANGE = ".."  # a range filter's value: "100000..250000" (low included, high not), as buckets
 PER_PAGE = (25, 50, 100)
 MAX_ACCOUNT_USERS = 2000  # ranked by activity on the account page; the rest are in /users
 
@@ -122,8 +123,18 @@ def _number(value: str) -> float:
         raise BadFilter(f"“{value}” is not a number") from None
 
 
+def _range(value: str, numbers: bool) -> tuple[Any, Any]:
+    low, sep, high = value.partition(RANGE)
+    if not sep or not low.strip() or not high.strip():
+        raise BadFilter(f"“{value}” is not a range (low{RANGE}high)")
+    return (_number(low), _number(high)) if numbers else (low.strip(), high.strip())
+
+
 def _compare(expr: Any, op: str, value: str, typ: str) -> Any:
     """`expr <op> value` for a dimension of catalog type `typ`."""
+    if op == "between":
+        low, high = _range(value, typ == "NUMBER")
+        return sa.and_(expr >= low, expr < high)
     if op == "contains":
         return sa.cast(expr, sa.String).icontains(value, autoescape=True)
     if typ == "NUMBER":
@@ -145,6 +156,9 @@ def _metric_compare(expr: Any, name: str, op: str, value: str, kind: Kind) -> An
         raise BadFilter("“contains” works on dimensions; use is, greater or less for metrics")
     if name in kind.date_metrics:
         return _date_compare(expr, op, value)
+    if op == "between":
+        low, high = _range(value, True)
+        return sa.and_(expr >= low, expr < high)
     number = _number(value)
     return {"eq": expr == number, "ne": expr != number, "gt": expr > number,
             "lt": expr < number}[op]
@@ -166,7 +180,14 @@ def check_filter(kind: Kind, f: Filter, types: dict[str, str]) -> None:
     if f.field in kind.metrics:
         if f.op == "contains":
             raise BadFilter("“contains” works on dimensions; use is, greater or less for metrics")
-        _day(f.value) if f.field in kind.date_metrics else _number(f.value)
+        if f.op == "between" and f.field in kind.date_metrics:
+            raise BadFilter("use greater or less than a date for “last seen”")
+        if f.op == "between":
+            _range(f.value, True)
+        else:
+            _day(f.value) if f.field in kind.date_metrics else _number(f.value)
+    elif f.op == "between":
+        _range(f.value, types.get(f.field) == "NUMBER")
     elif types.get(f.field) == "NUMBER" and f.op != "contains":
         _number(f.value)
 
@@ -339,7 +360,7 @@ def all_rows(session: Session, kind: Kind, workspace_id: int, spec: ListSpec,
 
 
 def account_users(session: Session, workspace_id: int, account_id: str, limit: int = 50,
-                  today: date | None = None) -> tuple[list[dict[str, Any]], int]:
+                  today: date | None = None, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """An account's live users, most active first, with their metrics; and how many there are."""
     # No ORDER BY: it would tempt SQLite onto the email index; the rows are ranked below.
     query = (sa.select(User.user_id, User.email, User.traits)
@@ -357,4 +378,4 @@ def account_users(session: Session, workspace_id: int, account_id: str, limit: i
         row.update(_metric_values(activity, row["user_id"]))
     rows.sort(key=lambda r: (-r["events_30d"], -(r["last_seen"].timestamp() if r["last_seen"]
                                                   else 0), r["email"] or ""))
-    return rows[:limit], int(total)
+    return rows[offset:offset + limit], int(total)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import vocabulary
-from . import summaries
+from . import buckets, summaries
 from ..models import (Account, AccountMetrics, DailyActivity, DailyEvents, DailySummary,
                      Event, User, UserMetrics)
 
@@ -184,9 +184,13 @@ def _count_live(session: Session, model: type, workspace_id: int) -> int:
         model.workspace_id == workspace_id, model.archived_at.is_(None)))
 
 
-def movers(session: Session, workspace_id: int,
-           limit: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The most active live accounts, and those whose activity dropped most (30 days vs before)."""
+DROPS_BY = ("events", "percent")  # "Biggest drops" ranks by events lost, or by percent lost
+
+
+def movers(session: Session, workspace_id: int, limit: int = 8,
+           drops_by: str = "events") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The most active live accounts, and those whose activity dropped most (30 days vs before:
+    by events lost, or by the share of the previous 30 days' events lost)."""
     m = AccountMetrics
     change = (m.events_30d - m.events_prev_30d).label("change")
     base = (sa.select(m.account_id, Account.name, m.events_30d, m.events_prev_30d, change)
@@ -194,7 +198,8 @@ def movers(session: Session, workspace_id: int,
                                    Account.account_id == m.account_id))
             .where(m.workspace_id == workspace_id, Account.archived_at.is_(None)))
     top = base.where(m.events_30d > 0).order_by(m.events_30d.desc(), m.account_id).limit(limit)
-    dropped = base.where(change < 0).order_by(change, m.account_id).limit(limit)
+    rank = change * 1.0 / m.events_prev_30d if drops_by == "percent" else change
+    dropped = base.where(change < 0).order_by(rank, change, m.account_id).limit(limit)
     return _with_change(_frame(session, top, "account_id")), \
         _with_change(_frame(session, dropped, "account_id"))
 
@@ -332,10 +337,14 @@ def weekly_active_users(session: Session, workspace_id: int, account_id: str, we
 # --- per event name -------------------------------------------------------------------------
 
 def event_breakdown(session: Session, workspace_id: int, event: str, dimension: str,
+                    typ: str = "STRING", display_format: str | None = None,
                     today: date | None = None, limit: int = 12) -> pd.DataFrame:
-    """Events of one name in 30 days by an account dimension's value (largest first)."""
+    """Events of one name in 30 days by an account dimension: numbers and dates in ranges
+    (the accounts list filter's buckets, in their order), text by value (largest first, the
+    long tail as one row). Columns: value, events, accounts, and the list filter (op, value)
+    that selects a row's accounts."""
     p = periods(today)
-    # Per account first (at most one row per account), then by the account's dimension value.
+    # Per account (at most one row per account), then into the dimension's values or ranges.
     per_account = (
         sa.select(ACT.account_id, sa.func.sum(ACT.count).label("events"))
         .where(*_in_workspace(workspace_id, p.start(30), p.today), ACT.event == event,
@@ -344,22 +353,73 @@ def event_breakdown(session: Session, workspace_id: int, event: str, dimension: 
     )
     value = Account.traits[dimension].as_string()
     query = (
-        sa.select(value.label("value"), sa.func.sum(per_account.c.events).label("events"),
-                  sa.func.count().label("accounts"))
+        sa.select(value.label("value"), per_account.c.events)
         .select_from(per_account)
         .join(Account, sa.and_(Account.workspace_id == workspace_id,
                                Account.account_id == per_account.c.account_id))
         .where(Account.archived_at.is_(None))
-        .group_by(value)
-        .order_by(sa.func.sum(per_account.c.events).desc())
     )
     frame = _frame(session, query)
-    frame["value"] = frame["value"].fillna("(not set)")
-    if len(frame) > limit:  # the long tail as one bar
-        rest = frame.iloc[limit - 1:][["events", "accounts"]].sum()
-        frame = pd.concat([frame.iloc[:limit - 1], pd.DataFrame(
-            [{"value": "(other values)", "events": rest["events"], "accounts": rest["accounts"]}])])
-    return frame.reset_index(drop=True)
+    ranges = account_buckets(session, workspace_id, {dimension: (typ, display_format)})
+    if dimension in ranges:
+        return _by_bucket(frame, typ, ranges[dimension])
+    return _by_value(frame, limit)
+
+
+def _by_value(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    frame["value"] = frame["value"].map(lambda v: None if v is None else _text(v))
+    grouped = (frame.fillna({"value": "(not set)"}).groupby("value", sort=False)["events"]
+               .agg(events="sum", accounts="count").reset_index()
+               .sort_values(["events", "value"], ascending=[False, True]))
+    grouped["filter_op"], grouped["filter_value"] = "eq", grouped["value"]
+    grouped.loc[grouped["value"] == "(not set)", ["filter_op", "filter_value"]] = None
+    if len(grouped) > limit:  # the long tail as one bar
+        rest = grouped.iloc[limit - 1:][["events", "accounts"]].sum()
+        grouped = pd.concat([grouped.iloc[:limit - 1], pd.DataFrame([{
+            "value": "(other values)", "events": rest["events"], "accounts": rest["accounts"],
+            "filter_op": None, "filter_value": None}])])
+    return grouped.reset_index(drop=True)
+
+
+def _text(value: object) -> str:
+    """A JSON scalar as text: 196300.0 -> "196300" (SQLite hands numbers back as numbers)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _by_bucket(frame: pd.DataFrame, typ: str, ranges: list[buckets.Bucket]) -> pd.DataFrame:
+    frame["value"] = buckets.assign(frame["value"], typ, ranges)
+    grouped = frame.groupby("value")["events"].agg(events="sum", accounts="count")
+    out = pd.DataFrame({"value": [b.label for b in ranges], "filter_op": "between",
+                        "filter_value": [b.filter_value for b in ranges]})
+    out = out.join(grouped, on="value").fillna({"events": 0, "accounts": 0})
+    out = out[out["events"] > 0]  # ranges no account with the event falls in
+    unset = frame["value"].isna()
+    if unset.any():
+        out = pd.concat([out, pd.DataFrame([{
+            "value": "(not set)", "events": frame.loc[unset, "events"].sum(),
+            "accounts": int(unset.sum()), "filter_op": None, "filter_value": None}])])
+    out[["events", "accounts"]] = out[["events", "accounts"]].astype("int64")
+    return out.reset_index(drop=True)
+
+
+def account_buckets(session: Session, workspace_id: int,
+                    dimensions: dict[str, tuple[str, str | None]]) -> dict[str, list]:
+    """The ranges of the number and date dimensions among `dimensions` (key -> (type, display
+    format)) over the live accounts, in one pass: the breakdown's and the list filter's."""
+    wanted = {k: v for k, v in dimensions.items() if v[0] in ("NUMBER", "DATE", "DATETIME")}
+    if not wanted:
+        return {}
+    columns = [Account.traits[k].as_string().label(f"d{i}") for i, k in enumerate(wanted)]
+    frame = _frame(session, sa.select(*columns).where(Account.workspace_id == workspace_id,
+                                                      Account.archived_at.is_(None)))
+    out = {}
+    for i, (key, (typ, display_format)) in enumerate(wanted.items()):
+        found = buckets.buckets_for(frame[f"d{i}"], typ, display_format)
+        if found:
+            out[key] = found
+    return out
 
 
 # --- raw events (latest only) ---------------------------------------------------------------

@@ -109,7 +109,7 @@ def seed_defaults(session: Session, workspace_id: int) -> None:
     """Put the core and default fields of every object in a new workspace's catalog."""
     rows = [
         {"workspace_id": workspace_id, "object": obj, "key": key, "label": label, "type": typ,
-         "is_default": True}
+         "is_default": True, "display_format": DEFAULT_FORMATS.get((obj, key))}
         for obj in CORE
         for key, label, typ in [(k, v[0], v[1]) for k, v in CORE[obj].items()]
         + DEFAULT_DIMENSIONS[obj]
@@ -321,3 +321,31 @@ _COERCE = {
     "DATE": _to_date, "DATETIME": _to_datetime, "EMAIL": _to_email, "OBJECT": _to_object,
     "ARRAY": _to_array,
 }
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` cannot name a custom field, or None: the one rule of the REST API and the
+    dashboard's "Add custom field"."""
+    if not key or len(key) > KEY_MAX:
+        return f"must be 1 to {KEY_MAX} characters"
+    if CONTROL_RE.search(key):
+        return "must not contain control characters"
+    if "__" in key:
+        return "must not contain '__' (it nests a column into an object)"
+    if key != key.strip():
+        return "must not start or end with a space"
+    return None
+
+
+# How the dashboards show a field's values: None (as sent), number, percent (12.5 -> 12.5%)
+# or currency with its ISO 4217 code (currency:USD -> $196,300).
+DISPLAY_FORMATS = ("number", "percent", "currency")
+CURRENCY_RE = re.compile(r"^currency:[A-Z]{3}$")
+DEFAULT_FORMATS = {("account", "arr"): "currency:USD", ("account", "mrr"): "currency:USD"}
+
+
+def format_problem(display_format: str) -> str | None:
+    """Why `display_format` is not a display format, or None."""
+    if display_format in ("number", "percent") or CURRENCY_RE.match(display_format):
+        return None
+    return "must be number, percent or currency:<ISO code>, e.g. currency:USD"

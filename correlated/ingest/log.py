@@ -18,6 +18,7 @@ MAX_DEPTH = 12
 SECRET_KEYS = re.compile(r"(write_?key|token|password|secret|authorization|api_?key|"
                          r"census_authentication)", re.IGNORECASE)
 REDACTED = "[redacted]"
+OUTCOMES = ("created", "updated", "removed", "duplicates")  # what accepted rows did
 # Called as hook(protocol, outcome) for every entry written (observability counts rows here,
 # so rows an adapter refused before the engine are counted too).
 WRITE_HOOKS: list[Callable[[str, Outcome], None]] = []
@@ -38,6 +39,7 @@ def write_log(session: Session, workspace_id: int, protocol: str, outcome: Outco
         rejected_sample=[r.to_dict() for r in outcome.rejected[:MAX_REJECTED]],
         payload=keepable(payload),
         error=error,
+        counts={k: sum(getattr(r, k) for r in results) for k in OUTCOMES},
     )
     session.add(entry)
     for hook in WRITE_HOOKS:

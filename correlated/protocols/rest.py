@@ -248,7 +248,7 @@ def create_field() -> tuple[Response, int]:
     db.session.commit()  # end the read: on SQLite, a write after a read can find the lock taken
     field = Field(workspace_id=g.principal.workspace_id, object=obj, key=key,
                   label=spec.get("label") or catalog.label_for(key), type=spec["type"],
-                  is_default=False)
+                  is_default=False, display_format=spec.get("format"))
     db.session.add(field)
     try:
         db.session.commit()

@@ -209,6 +209,9 @@ class FieldOut(Schema):
     type = fields.String(validate=validate.OneOf(catalog.TYPES))
     default = fields.Boolean(attribute="is_default", metadata={
         "description": "True for core and default fields, false for custom ones."})
+    format = fields.String(attribute="display_format", allow_none=True, metadata={
+        "description": "How dashboards show values: number, percent, currency:<ISO code>; "
+                       "null shows them as sent."})
 
 
 class FieldList(Schema):
@@ -216,11 +219,17 @@ class FieldList(Schema):
 
 
 def _key_shape(key: str) -> None:
-    """Rules the OpenAPI pattern leaves out (JSON Schema regexes have no lookahead everywhere)."""
-    if "__" in key:
-        raise ValidationError("must not contain '__' (it nests a column into an object)")
-    if key != key.strip():
-        raise ValidationError("must not start or end with a space")
+    """Rules the OpenAPI pattern leaves out (JSON Schema regexes have no lookahead everywhere);
+    the catalog's rule, shared with the dashboard."""
+    problem = catalog.key_problem(key)
+    if problem:
+        raise ValidationError(problem)
+
+
+def _display_format(value: str) -> None:
+    problem = catalog.format_problem(value)
+    if problem:
+        raise ValidationError(problem)
 
 
 class FieldIn(Schema):
@@ -237,6 +246,8 @@ class FieldIn(Schema):
     label = fields.String(validate=[validate.Length(min=1, max=128), storable], metadata={
         "description": "Shown in the dashboard; derived from the key when absent."})
     type = fields.String(required=True, validate=validate.OneOf(catalog.TYPES))
+    format = fields.String(allow_none=True, validate=_display_format, metadata={
+        "description": "number, percent or currency:<ISO code> (e.g. currency:USD)."})
 
 
 class ErrorOut(Schema):

@@ -14,7 +14,7 @@ from ..auth import Principal, require_key
 from ..errors import ApiError
 from ..extensions import db
 from ..ingest import fields
-from ..ingest.contract import Batch, Outcome, Rejection, Submission
+from ..ingest.contract import Batch, Outcome, Rejection, Submission, refusal
 from ..ingest.engine import submit
 from ..models import Workspace, utcnow
 from ..vocabulary import parse_object
@@ -154,7 +154,9 @@ def _deliver(connection: connections.WebhookConnection, body: Any, received_at) 
     workspace = db.session.get(Workspace, connection.workspace_id)
     try:
         rows = connections.extract_rows(body, (connection.mapping or {}).get("wrapper"))
-    except connections.PayloadError as exc:
+    except connections.PayloadError as exc:  # refused, and listed in the ingest log as such
+        submit(db.session, workspace, refusal("connection", connection.object, None, body,
+                                              str(exc)))
         raise ApiError(422, str(exc)) from None
     check_row_limit(len(rows))
     submission = connections.submission(db.session, connection, rows,

@@ -1,7 +1,7 @@
 """Accounts: the filtered list (and its CSV), and one account's page."""
 from __future__ import annotations
 
-from flask import abort, render_template
+from flask import abort, render_template, request
 
 from ..analytics import charts, listing, rollups
 from ..ingest import fields as catalog_fields
@@ -12,6 +12,7 @@ from .common import workspace_id
 from .lists import Column, prepare, serve_list
 
 KEY_DIMENSIONS = ["plan", "industry", "employees", "arr"]
+ACCOUNT_USERS = 10  # per page of an account's users (the rest: the filtered users list)
 METRICS = [
     Column("users", "Users", "METRIC", True),
     Column("active_users_7d", "Active 7d", "METRIC", True),
@@ -29,6 +30,9 @@ def accounts():
     result = serve_list(page, "accounts.csv", [("account_id", "Account ID"), ("name", "Name")])
     if not isinstance(result, listing.Page):
         return result
+    # The ranges the events breakdown uses, offered by the filter for numbers and dates.
+    page.ranges = rollups.account_buckets(db.session, workspace_id(),
+                                          {c.key: (c.type, c.format) for c in page.dimensions})
     return render_template("accounts/list.html", page=page, result=result)
 
 
@@ -47,15 +51,17 @@ def account(account_id: str):
     acc = get_account(account_id)
     metrics = rollups.metrics_record(rollups.account_metrics(db.session, ws, [acc.account_id]),
                                      acc.account_id)
-    users, user_count = listing.account_users(db.session, ws, acc.account_id)
+    users_page = max(1, request.args.get("users_page", 1, type=int))
+    users, user_count = listing.account_users(db.session, ws, acc.account_id, ACCOUNT_USERS,
+                                              offset=(users_page - 1) * ACCOUNT_USERS)
     events = rollups.event_days(db.session, ws, days=90, account_id=acc.account_id)
     weekly = rollups.weekly_active_users(db.session, ws, acc.account_id)
     latest = rollups.latest_events(db.session, ws, 20, account_id=acc.account_id)
     return render_template(
         "accounts/detail.html", account=acc, metrics=metrics,
-        change=rollups.change_pct(metrics["events_30d"], metrics["events_prev_30d"]),
         dimensions=labelled_dimensions(ws, "account", acc.traits),
-        users=users, user_count=user_count,
+        users=users, user_count=user_count, users_page=users_page,
+        users_pages=max(1, -(-user_count // ACCOUNT_USERS)), users_per_page=ACCOUNT_USERS,
         events_chart=charts.stacked_bars(rollups.by_day(events, 90)),
         weekly_chart=charts.bars(weekly, "Active users", weekly=True),
         event_table=rollups.event_summary(events),
@@ -74,10 +80,11 @@ def labelled_dimensions(ws: int, obj: str, traits: dict) -> list[dict]:
     for f in ordered:
         if f.key in (traits or {}):
             out.append({"key": f.key, "label": f.label, "type": f.type,
-                        "custom": not f.is_default, "value": traits[f.key]})
+                        "format": f.display_format, "custom": not f.is_default,
+                        "value": traits[f.key]})
             seen.add(f.key)
     for key, value in sorted((traits or {}).items()):
         if key not in seen:  # not in the catalog (yet): still shown, labelled from the key
             out.append({"key": key, "label": catalog_fields.label_for(key), "type": "STRING",
-                        "custom": True, "value": value})
+                        "format": None, "custom": True, "value": value})
     return out

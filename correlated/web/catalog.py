@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from ..ingest import fields as catalog_fields
 from ..extensions import db
-from .forms import FieldForm, LabelForm
+from .forms import FORMAT_CHOICES, FieldForm, FormatForm, LabelForm
 from ..analytics.listing import usable_key
 from ..models import RECORDS, Field
 from ..vocabulary import OBJECTS
@@ -32,6 +32,7 @@ def fields():
     return render_template("fields/index.html", obj=obj, catalog=catalog, counts=counts,
                            total=total, core=catalog_fields.CORE[obj],
                            form=FieldForm(object=obj), label_form=LabelForm(),
+                           format_choices=FORMAT_CHOICES,
                            sample=SAMPLE_EVENTS if obj == "event" else None)
 
 
@@ -82,7 +83,8 @@ def create_field():
         flash(f"The {obj} field “{key}” already exists.", "error")
         return redirect(url_for("dashboard.fields", object=obj))
     db.session.add(Field(workspace_id=ws, object=obj, key=key, label=form.label.data.strip(),
-                         type=form.type.data, is_default=False))
+                         type=form.type.data, is_default=False,
+                         display_format=form.display_format.data or None))
     db.session.commit()
     flash(f"Custom field “{form.label.data.strip()}” ({key}) added to {obj}s.", "success")
     return redirect(url_for("dashboard.fields", object=obj))
@@ -104,3 +106,27 @@ def rename_field(obj: str, key: str):
     else:
         flash("Enter a label of at most 128 characters.", "error")
     return redirect(url_for("dashboard.fields", object=obj))
+
+
+@bp.post("/fields/<obj>/<path:key>/format")
+def format_field(obj: str, key: str):
+    """Choose how the dashboards show a field's values (number, percent, a currency)."""
+    require_admin()
+    field = db.session.get(Field, (workspace_id(), obj, key)) if obj in OBJECTS else None
+    if field is None:
+        abort(404, "No such field in this workspace.")
+    form = FormatForm()
+    if form.validate_on_submit():
+        field.display_format = form.display_format.data or None
+        db.session.commit()
+        flash(f"“{field.label}” is now shown as: {_format_name(field.display_format)}.",
+              "success")
+    else:
+        for error in form.display_format.errors or ["The form expired: try again."]:
+            flash(error, "error")
+    return redirect(url_for("dashboard.fields", object=obj))
+
+
+def _format_name(display_format: str | None) -> str:
+    labels = {c.value: c.label for c in FORMAT_CHOICES}
+    return labels.get(display_format or "", display_format or "")

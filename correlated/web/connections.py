@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,12 @@ from ..protocols.webhooks import connection_url, public_base_url
 from .blueprint import bp
 from .common import require_admin, workspace_id
 
-LOG_LIMIT = 50
+LOG_PER_PAGE = 25
+STATUSES = [("", "Any outcome"), ("stored", "Stored"), ("partial", "Partly stored"),
+            ("rejected", "Every row rejected"), ("refused", "Refused"),
+            ("failed", "Database error")]
+LOG_OBJECTS = [("", "Any object"), ("account", "Accounts"), ("user", "Users"),
+               ("event", "Events"), ("mixed", "Several")]
 PROTOCOLS = [("", "All protocols"), ("hightouch", "Hightouch custom destination"),
              ("webhook", "Hightouch webhook"), ("connection", "Webhook connections"),
              ("census", "Census"), ("segment", "Segment SDKs"), ("api", "REST API")]
@@ -86,19 +92,101 @@ for _key in {k for labels in MAPPING_LABELS.values() for k, _l, _h in labels}:
 @bp.get("/connections")
 def connections():
     """Setup steps with this server's URLs, the webhook connections, and the ingest log."""
-    protocol = request.args.get("protocol", "")
+    wanted = LogFilter.from_args(request.args)
+    entries, total = log_page(db.session, workspace_id(), wanted)
     return render_template(
         "connections/index.html", base=public_base_url(), form=NewConnectionForm(),
         connections=service.list_connections(db.session, workspace_id()),
-        log=recent_log(workspace_id(), protocol), protocol=protocol, protocols=PROTOCOLS)
+        log=entries, log_total=total, log_pages=max(1, -(-total // LOG_PER_PAGE)),
+        wanted=wanted, protocol=wanted.protocol, protocols=PROTOCOLS, statuses=STATUSES,
+        log_objects=LOG_OBJECTS, log_per_page=LOG_PER_PAGE)
 
 
-def recent_log(ws_id: int, protocol: str = "", limit: int = LOG_LIMIT) -> list[IngestLog]:
-    """The latest ingest-log entries, newest first (the index on received_at serves it)."""
-    query = sa.select(IngestLog).where(IngestLog.workspace_id == ws_id)
-    if protocol:
-        query = query.where(IngestLog.protocol == protocol)
-    return list(db.session.scalars(query.order_by(IngestLog.received_at.desc()).limit(limit)))
+@dataclass(frozen=True)
+class LogFilter:
+    """Which ingest-log entries to list: surface, outcome, object, rejected rows only, page."""
+
+    protocol: str = ""
+    status: str = ""
+    object: str = ""
+    rejected_only: bool = False
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: Any) -> "LogFilter":
+        def choice(name: str, choices: list[tuple[str, str]]) -> str:
+            value = args.get(name, "")
+            return value if value in dict(choices) else ""
+        return cls(choice("protocol", PROTOCOLS), choice("status", STATUSES),
+                   choice("object", LOG_OBJECTS), args.get("rejected") == "1",
+                   max(1, args.get("log_page", 1, type=int)))
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """Query parameters for a link to this list (with some changed)."""
+        state = {"protocol": self.protocol, "status": self.status, "object": self.object,
+                 "rejected": "1" if self.rejected_only else "", "log_page": self.page}
+        state.update(changes)
+        return {k: v for k, v in state.items() if v and not (k == "log_page" and v == 1)}
+
+
+def _status_condition(status: str) -> Any:
+    """An outcome as SQL over the entry's counts (the same words as log_outcome below)."""
+    log = IngestLog
+    failed = log.error.startswith("database error")
+    return {"failed": failed,
+            "refused": sa.and_(log.error.is_not(None), sa.not_(failed)),
+            "rejected": sa.and_(log.error.is_(None), log.rows_rejected > 0,
+                                log.rows_accepted == 0),
+            "partial": sa.and_(log.error.is_(None), log.rows_rejected > 0, log.rows_accepted > 0),
+            "stored": sa.and_(log.error.is_(None), log.rows_rejected == 0)}[status]
+
+
+def log_page(session: Any, ws_id: int, wanted: LogFilter) -> tuple[list[IngestLog], int]:
+    """One page of ingest-log entries, newest first, and how many match (every request,
+    refused ones included)."""
+    where = [IngestLog.workspace_id == ws_id]
+    if wanted.protocol:
+        where.append(IngestLog.protocol == wanted.protocol)
+    if wanted.status:
+        where.append(_status_condition(wanted.status))
+    if wanted.object:
+        where.append(IngestLog.object == wanted.object)
+    if wanted.rejected_only:
+        where.append(IngestLog.rows_rejected > 0)
+    total = session.scalar(sa.select(sa.func.count()).select_from(IngestLog).where(*where))
+    query = (sa.select(IngestLog).where(*where).order_by(IngestLog.received_at.desc())
+             .limit(LOG_PER_PAGE).offset((wanted.page - 1) * LOG_PER_PAGE))
+    return list(session.scalars(query)), int(total)
+
+
+@bp.app_template_filter("log_outcome")
+def log_outcome(entry: IngestLog) -> dict[str, str]:
+    """What a request actually did, in words: {"kind", "text"} (kind: the status filter's)."""
+    if entry.error:
+        failed = entry.error.startswith("database error")
+        return {"kind": "failed" if failed else "refused",
+                "text": "database error, nothing stored" if failed else "refused, nothing stored"}
+    counts = entry.counts
+    if counts is None:  # logged before the counts were kept
+        parts = [f"{entry.rows_accepted:,} stored"] if entry.rows_accepted else []
+    else:
+        parts = [f"{counts[k]:,} {word}" for k, word in (
+            ("created", "created"), ("updated", "updated"), ("removed", "removed"),
+            ("duplicates", "duplicate" if counts.get("duplicates") == 1 else "duplicates"))
+            if counts.get(k)]
+        unchanged = entry.rows_accepted - sum(counts.values())
+        if unchanged > 0:
+            parts.append(f"{unchanged:,} unchanged")
+    if entry.rows_rejected:
+        parts.append(f"{entry.rows_rejected:,} rejected")
+    kind = "partial" if entry.rows_rejected and entry.rows_accepted else \
+        "rejected" if entry.rows_rejected else "stored"
+    if not parts:
+        parts = ["nothing to store"]
+    elif counts is not None and not any(counts[k] for k in ("created", "updated", "removed")) \
+            and not entry.rows_rejected:
+        parts.append("nothing new")
+    return {"kind": kind, "text": ", ".join(parts)}
 
 
 @bp.get("/connections/log/<entry_id>")

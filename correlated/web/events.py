@@ -7,6 +7,7 @@ from ..analytics import charts, rollups
 from ..ingest import fields as catalog_fields
 from ..extensions import db
 from ..analytics.listing import usable_key
+from ..models import Field
 from .blueprint import bp
 from .common import workspace_id
 
@@ -31,20 +32,24 @@ def events():
 
 def _selected(ws: int, frame, name: str) -> dict:
     """The chosen event: daily trend, breakdown by an account dimension, latest properties."""
-    dimensions = _breakdown_dimensions(ws)
+    fields = _breakdown_dimensions(ws)
+    dimensions = {key: f.label for key, f in fields.items()}
     by = request.args.get("by")
     if by not in dimensions:
         preferred = [d for d in PREFERRED_BREAKDOWNS if d in dimensions]
         by = preferred[0] if preferred else next(iter(dimensions), None)
     daily = rollups.by_day(frame[frame["event"] == name], 90)
     series = daily[name] if name in daily.columns else daily.sum(axis=1)
-    breakdown = rollups.event_breakdown(db.session, ws, name, by) if by else None
+    breakdown = rollups.event_breakdown(db.session, ws, name, by, fields[by].type,
+                                        fields[by].display_format) if by else None
     latest = rollups.latest_events(db.session, ws, 20, event=name)
     return {
-        "trend_chart": charts.bars(series, name),
+        "trend_chart": charts.bars(series, name, y_title="Events"),
         "breakdown": breakdown, "by": by, "dimensions": dimensions,
-        "breakdown_chart": charts.horizontal_bars(breakdown, "value", "events", "events")
+        "breakdown_chart": charts.horizontal_bars(breakdown, "value", "events", "events",
+                                                  dimensions[by])
         if breakdown is not None else None,
+        "ranged": by is not None and fields[by].type in ("NUMBER", "DATE", "DATETIME"),
         "latest": latest, "property_keys": _property_keys(latest),
         "names": {"accounts": rollups.account_names(db.session, ws, {e.account_id for e in latest
                                                                      if e.account_id}),
@@ -54,13 +59,14 @@ def _selected(ws: int, frame, name: str) -> dict:
     }
 
 
-def _breakdown_dimensions(ws: int) -> dict[str, str]:
-    """Account dimensions to break down by (key -> label), text-like fields first."""
+def _breakdown_dimensions(ws: int) -> dict[str, Field]:
+    """Account dimensions to break down by (key -> field), text-like fields first; numbers and
+    dates are broken down in ranges."""
     catalog = catalog_fields.load_catalog(db.session, ws, "account")
     usable = [f for f in catalog.values() if f.key not in ("account_id", "name")
-              and usable_key(f.key) and f.type not in ("OBJECT", "ARRAY", "DATETIME")]
+              and usable_key(f.key) and f.type not in ("OBJECT", "ARRAY")]
     usable.sort(key=lambda f: (f.type != "STRING", f.label.lower()))
-    return {f.key: f.label for f in usable}
+    return {f.key: f for f in usable}
 
 
 def _property_keys(events: list) -> list[str]:

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
 import pandas as pd
+from markupsafe import Markup, escape
 
+from ..analytics.display import format_number
 from .blueprint import bp
 
 
@@ -77,12 +82,15 @@ def day(value: Any) -> str:
 
 
 @bp.app_template_filter("dimension")
-def dimension(value: Any, typ: str = "STRING") -> str:
-    """A dimension value as text (autoescaped by Jinja afterwards)."""
+def dimension(value: Any, typ: str = "STRING", display_format: str | None = None) -> str:
+    """A dimension value as text (autoescaped by Jinja afterwards), numbers in the field's
+    display format."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "Yes" if value else "No"
+    if isinstance(value, (int, float)) and display_format:
+        return format_number(value, display_format)
     if isinstance(value, (int, float)) and typ in ("NUMBER", "STRING", "ENUM"):
         return f"{value:,}" if isinstance(value, int) or value != int(value) else f"{int(value):,}"
     if isinstance(value, (dict, list)):
@@ -100,3 +108,51 @@ def props(value: Any) -> str:
     if not value:
         return ""
     return ", ".join(f"{k}={dimension(v)}" for k, v in value.items())
+
+
+@bp.app_template_filter("plural")
+def plural(count: Any, singular: str, many: str | None = None) -> str:
+    """'1 field', '3 fields', '1,200 accounts' (the count formatted, the noun agreeing)."""
+    word = singular if count == 1 else (many or singular + "s")
+    return f"{number(count)} {word}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change figure as every page shows it: kind (none, new, up, down, flat) and its text."""
+
+    kind: str
+    text: str
+    title: str = ""
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@bp.app_template_global("change_figure")
+def change_figure(current: Any = None, previous: Any = None, pct: Any = None) -> Change:
+    """The one rule for change figures: nothing in either period is no figure; nothing in the
+    previous period (or a percent that could not be computed) is "new"; otherwise the percent,
+    rounded, where a change that rounds to 0 reads "0%"."""
+    if current is not None or previous is not None:
+        if not current and not previous:
+            return Change("none", "—", "No activity in either period")
+        pct = None if not previous else (current - previous) * 100.0 / previous
+    if _missing(pct):
+        return Change("new", "new", "No activity in the previous period")
+    rounded = round(pct)
+    if rounded > 0:
+        return Change("up", f"▲ {rounded:.0f}%")
+    if rounded < 0:
+        return Change("down", f"▼ {-rounded:.0f}%")
+    return Change("flat", "0%")
+
+
+@bp.app_template_filter("url_breaks")
+def url_breaks(url: str) -> Markup:
+    """A URL that wraps only after a "/" (and between query parameters: before "?", after "="
+    and "&"), never inside a word: each part unbreakable, a <wbr> between (the copied text is
+    the URL itself)."""
+    parts = [p for p in re.split(r"(?<=/)|(?=\?)|(?<=[=&])", str(url)) if p]
+    return Markup("<wbr>".join(f'<span class="nobreak">{escape(part)}</span>' for part in parts))

@@ -4,15 +4,25 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
 
 from ..auth import PASSWORD_MIN
-
-from ..ingest.fields import EMAIL_RE, KEY_MAX, TYPES
+from ..ingest.fields import EMAIL_RE, KEY_MAX, TYPES, format_problem, key_problem
 
 EMAIL = Regexp(EMAIL_RE, message="Enter an email address like name@company.com.")
-FIELD_KEY = Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$",
-                   message="Use letters, digits and underscores, starting with a letter.")
+
+
+def field_key(_form: FlaskForm, field: StringField) -> None:
+    """The REST API's rule for field keys (ingest.fields.key_problem): one rule for both."""
+    problem = key_problem(field.data or "")
+    if problem:
+        raise ValidationError(f"The key {problem}.")
+
+
+FORMAT_CHOICES = [SelectChoice("", "As sent"), SelectChoice("number", "Number (1,234)"),
+                  SelectChoice("percent", "Percent (12.5 → 12.5%)")] + [
+    SelectChoice(f"currency:{code}", f"Currency, {code}") for code in
+    ("USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF", "SEK", "INR", "BRL")]
 OBJECT_CHOICES = [SelectChoice("account", "Account"), SelectChoice("user", "User"),
                   SelectChoice("event", "Event")]
 # OBJECT and ARRAY fields are created by syncs; people pick among the scalar types.
@@ -52,9 +62,23 @@ class MemberForm(FlaskForm):
 class FieldForm(FlaskForm):
     object = SelectField("Object", choices=OBJECT_CHOICES)
     key = StringField("Key", validators=[DataRequired("Enter the field key."),
-                                         Length(max=KEY_MAX), FIELD_KEY])
+                                         Length(max=KEY_MAX), field_key])
     label = StringField("Label", validators=[DataRequired("Enter a label."), Length(max=128)])
     type = SelectField("Type", choices=TYPE_CHOICES, default="STRING")
+    display_format = SelectField("Display format", choices=FORMAT_CHOICES, default="")
+
+
+def display_format(_form: FlaskForm, field: StringField) -> None:
+    problem = format_problem(field.data) if field.data else None
+    if problem:
+        raise ValidationError(f"The display format {problem}.")
+
+
+class FormatForm(FlaskForm):
+    """A field's display format (a free value checked by the catalog's rule: the API may have
+    set a currency the page's list does not offer)."""
+
+    display_format = StringField("Display format", validators=[Length(max=32), display_format])
 
 
 class LabelForm(FlaskForm):

@@ -1,7 +1,7 @@
 """The list pages' shared parts: query string <-> ListSpec, columns, CSV export."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from flask import Response, redirect, request, url_for
@@ -10,7 +10,8 @@ from werkzeug.datastructures import MultiDict
 from ..ingest import fields as catalog_fields
 from .. import csvexport
 from ..extensions import db
-from ..analytics.listing import OPERATORS, PER_PAGE, Filter, Kind, ListSpec, usable_key
+from ..analytics.buckets import range_label
+from ..analytics.listing import OPERATORS, PER_PAGE, RANGE, Filter, Kind, ListSpec, usable_key
 from .blueprint import bp
 
 MAX_FILTERS = 10
@@ -25,6 +26,7 @@ class Column:
     label: str
     type: str  # a catalog type, or METRIC / DATE_METRIC / PCT for metrics
     numeric: bool = False
+    format: str | None = None  # the field's display format (number, percent, currency:USD)
 
 
 def spec_from_args(args: MultiDict, kind: Kind) -> ListSpec:
@@ -74,14 +76,25 @@ def sort_url(endpoint: str, spec: ListSpec, key: str, default_desc: bool = False
     return list_url(endpoint, spec, sort=key, dir="desc" if desc else None, page=None)
 
 
-def filter_chips(endpoint: str, spec: ListSpec, labels: dict[str, str]) -> list[dict[str, str]]:
-    """Each active filter as a label and the URL without it."""
+def filter_chips(endpoint: str, spec: ListSpec, labels: dict[str, str],
+                 formats: dict[str, str | None] | None = None) -> list[dict[str, str]]:
+    """Each active filter as a label and the URL without it (a range as its bucket reads)."""
     chips = []
     for i, f in enumerate(spec.filters):
         rest = spec.filters[:i] + spec.filters[i + 1:]
         label = f"{labels.get(f.field, f.field)} {OPERATORS.get(f.op, f.op)} {f.value}"
+        if f.op == "between":
+            label = f"{labels.get(f.field, f.field)} {_range_text(f.value, (formats or {}).get(f.field))}"
         chips.append({"label": label, "remove": list_url(endpoint, spec, filters=rest, page=None)})
     return chips
+
+
+def _range_text(value: str, display_format: str | None) -> str:
+    low, _sep, high = value.partition(RANGE)
+    try:
+        return range_label(float(low), float(high), display_format)
+    except ValueError:  # dates (or text): from the first up to the second
+        return f"from {low} to before {high}"
 
 
 def hidden_state(spec: ListSpec) -> list[tuple[str, str]]:
@@ -131,6 +144,8 @@ class ListPage:
     dimensions: list[Column]  # every dimension, for the filter and column pickers
     metrics: list[Column]
     problems: list[str]
+    core: list[Column] = field(default_factory=list)  # own columns (name, IDs): filterable too
+    ranges: dict[str, list[Any]] = field(default_factory=dict)  # bucket filters per dimension
 
 
 def prepare(kind: Kind, obj: str, endpoint: str, defaults: list[str],
@@ -141,7 +156,8 @@ def prepare(kind: Kind, obj: str, endpoint: str, defaults: list[str],
 
     ws = workspace_id()
     catalog = catalog_fields.load_catalog(db.session, ws, obj)
-    dims = [Column(f.key, f.label, f.type, f.type == "NUMBER") for f in catalog.values()
+    dims = [Column(f.key, f.label, f.type, f.type == "NUMBER", f.display_format)
+            for f in catalog.values()
             if usable_key(f.key) and f.key not in kind.core]
     types = {c.key: c.type for c in dims}
     spec = spec_from_args(request.args, kind)
@@ -157,7 +173,10 @@ def prepare(kind: Kind, obj: str, endpoint: str, defaults: list[str],
         [k for k in defaults if k in types]
     by_key = {c.key: c for c in dims}
     columns = [by_key[k] for k in chosen] + metrics
-    return ListPage(kind, obj, endpoint, spec, columns, dims, metrics, problems)
+    # Searched columns first (name, email): the filter's default, then the other IDs.
+    core = [Column(k, catalog_fields.CORE[obj][k][0], "STRING")
+            for k in dict.fromkeys(kind.search + kind.core)]
+    return ListPage(kind, obj, endpoint, spec, columns, dims, metrics, problems, core)
 
 
 def types_of(page: ListPage) -> dict[str, str]:
@@ -199,6 +218,5 @@ def _hidden_global(spec: ListSpec) -> list[tuple[str, str]]:
 @bp.app_template_global("list_chips")
 def _chips_global(endpoint: str, spec: ListSpec, page: ListPage) -> list[dict[str, str]]:
     labels = {c.key: c.label for c in page.dimensions + page.metrics}
-    labels.update({"account_id": "Account ID", "name": "Name", "email": "Email",
-                   "user_id": "User ID"})
-    return filter_chips(endpoint, spec, labels)
+    labels.update({c.key: c.label for c in page.core})
+    return filter_chips(endpoint, spec, labels, {c.key: c.format for c in page.dimensions})

@@ -3,7 +3,7 @@ change anything; members can see who and what has access."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, session, url_for
 
 from ..auth import add_member, issue_key, revoke_keys
 from ..extensions import db
@@ -11,6 +11,8 @@ from .forms import KeyForm, MemberForm, PostForm
 from ..models import ApiKey, Member, Workspace
 from .blueprint import bp
 from .common import principal, require_admin, workspace_id
+
+NEW_KEY = "new_key"  # the session entry holding a key between its POST and its one showing
 
 
 def _keys(ws: int) -> list[ApiKey]:
@@ -32,7 +34,9 @@ def keys():
 
 @bp.post("/settings/keys")
 def create_key():
-    """Issue a key and show it in this response only (never stored, never in a cookie)."""
+    """Issue a key, then redirect to the page that shows it once (POST-redirect-GET: reloading
+    that page never issues another key). Only its hash is stored; the plaintext waits in the
+    signed session cookie until that page takes it out."""
     require_admin()
     form = KeyForm()
     if not form.validate_on_submit():
@@ -40,7 +44,19 @@ def create_key():
     workspace = db.session.get(Workspace, workspace_id())
     key, plaintext = issue_key(db.session, workspace, form.name.data.strip())
     db.session.commit()
-    return _render_keys(KeyForm(formdata=None), new_key=plaintext, status=201)
+    session[NEW_KEY] = {"workspace_id": workspace.id, "key": plaintext}
+    return redirect(url_for("dashboard.new_key"), 303)
+
+
+@bp.get("/settings/keys/new")
+def new_key():
+    """The key just created, shown once: taken out of the session as it is shown."""
+    created = session.pop(NEW_KEY, None)
+    if not created or created.get("workspace_id") != workspace_id():
+        flash("A new key is shown once, right after it is created. Create another if you "
+              "did not copy it.", "info")
+        return redirect(url_for("dashboard.keys"))
+    return _render_keys(KeyForm(formdata=None), new_key=created["key"])
 
 
 @bp.post("/settings/keys/<key_id>/revoke")

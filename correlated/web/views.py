@@ -116,13 +116,14 @@ def index():
     ws = workspace_id()
     events = rollups.event_days(db.session, ws, days=60)
     totals = rollups.overview_totals(db.session, ws, events)
-    top, dropped = rollups.movers(db.session, ws)
+    drops_by = request.args.get("drops", "events")
+    drops_by = drops_by if drops_by in rollups.DROPS_BY else "events"
+    top, dropped = rollups.movers(db.session, ws, drops_by=drops_by)
     actives = rollups.daily_actives(db.session, ws, days=30)
     return render_template(
-        "overview.html", totals=totals, top=top, dropped=dropped,
-        change=rollups.change_pct,
-        actives_chart=charts.lines(actives, {"accounts": "Active accounts",
-                                             "users": "Active users"}),
+        "overview.html", totals=totals, top=top, dropped=dropped, drops_by=drops_by,
+        actives_chart=charts.small_multiples(actives, {"accounts": "Active accounts",
+                                                       "users": "Active users"}),
         events_chart=charts.stacked_bars(rollups.by_day(events, 30)),
         failed_deliveries=failed_count(db.session, ws),
     )

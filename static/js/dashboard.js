@@ -70,3 +70,57 @@
     wireAutosubmit();
   });
 })();
+
+/* List filters: a number or date dimension offers its ranges (the events breakdown's buckets)
+   through a <datalist data-for="KEY">, and picking one means "in range". */
+(function () {
+  "use strict";
+  var PLAIN = "Value, e.g. enterprise";
+  function wireFilters() {
+    document.querySelectorAll("[data-filter-field]").forEach(function (field) {
+      var form = field.form;
+      var op = form.querySelector("[data-filter-op]");
+      var value = form.querySelector("[data-filter-value]");
+      var update = function () {
+        var ranges = null;
+        form.querySelectorAll("datalist[data-for]").forEach(function (list) {
+          if (list.getAttribute("data-for") === field.value) { ranges = list; }
+        });
+        if (ranges) {
+          value.setAttribute("list", ranges.id);
+          value.placeholder = "Pick a range, or low..high";
+          op.value = "between";
+        } else {
+          value.removeAttribute("list");
+          value.placeholder = PLAIN;
+          if (op.value === "between") { op.value = "eq"; }
+        }
+      };
+      field.addEventListener("change", update);
+      update();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", wireFilters);
+})();
+
+/* Wide tables: a shadow on the side that has more columns, and the list's cue while any
+   column is out of view (the first column stays put: position sticky). */
+(function () {
+  "use strict";
+  function mark(wrap) {
+    var more = wrap.scrollWidth - wrap.clientWidth - wrap.scrollLeft > 1;
+    wrap.classList.toggle("more-right", more);
+    wrap.classList.toggle("scrolled", wrap.scrollLeft > 0);
+    var card = wrap.closest(".card");
+    var cue = card && card.querySelector("[data-scroll-cue]");
+    if (cue) { cue.hidden = wrap.scrollWidth <= wrap.clientWidth + 1; }
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var wraps = document.querySelectorAll(".table-wrap");
+    wraps.forEach(function (wrap) {
+      mark(wrap);
+      wrap.addEventListener("scroll", function () { mark(wrap); }, { passive: true });
+    });
+    window.addEventListener("resize", function () { wraps.forEach(mark); });
+  });
+})();

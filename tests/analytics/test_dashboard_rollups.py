@@ -81,7 +81,8 @@ def test_event_summary_and_breakdown(db, data):
     assert sign_in["change_pct"] == 50.0
     assert summary.index[0] == "sign_in" and set(summary.index[1:]) == {"billing", "report"}
     breakdown = rollups.event_breakdown(db.session, data.id, "sign_in", "plan", today=TODAY)
-    assert breakdown.to_dict("records") == [{"value": "pro", "events": 3, "accounts": 1}]
+    assert breakdown.to_dict("records") == [{"value": "pro", "events": 3, "accounts": 1,
+                                             "filter_op": "eq", "filter_value": "pro"}]
 
 
 def test_weekly_active_users(db, data):

@@ -458,8 +458,8 @@ def test_fields_lists_the_catalog(api):
     accounts = api.get("/fields", object="account").json()["data"]
     by_key = {f["key"]: f for f in accounts}
     assert by_key["name"] == {"object": "account", "key": "name", "label": "Company Name",
-                              "type": "STRING", "default": True}
-    assert by_key["arr"]["type"] == "NUMBER"
+                              "type": "STRING", "default": True, "format": None}
+    assert by_key["arr"]["type"] == "NUMBER" and by_key["arr"]["format"] == "currency:USD"
     everything = api.get("/fields").json()["data"]
     assert {f["object"] for f in everything} == {"account", "user", "event"}
     assert "object:" in error_of(api.get("/fields", object="invoice"), 400)
@@ -469,7 +469,7 @@ def test_create_a_custom_field(api, db, workspace):
     response = api.post("/fields?object=user", {"key": "nps_score", "type": "NUMBER"})
     assert response.status_code == 201
     assert response.json() == {"object": "user", "key": "nps_score", "label": "Nps Score",
-                               "type": "NUMBER", "default": False}
+                               "type": "NUMBER", "default": False, "format": None}
     (field,) = stored(db, Field, workspace, object="user", key="nps_score")
     assert field.type == "NUMBER" and not field.is_default
     # The engine now types incoming values by it.

@@ -72,15 +72,20 @@ def test_signed_out_visitors_go_to_the_login_page(client, hook):
         assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
+def text_of(html: str) -> str:
+    """The page's text: URLs carry a <wbr> after each slash (they wrap only there)."""
+    return re.sub(r"<[^>]+>", "", html)
+
+
 def test_setup_steps_show_this_servers_urls(admin, app):
     html = page(admin, "/connections")
     for url in ("http://localhost/hightouch/rpc", "http://localhost/hightouch/webhook",
                 "http://localhost/census/rpc?census_authentication=&lt;your API key&gt;"):
-        assert url in html
+        assert url in text_of(html)
     assert 'data-copy="#url-hightouch-webhook"' in html
     assert "<script>" not in html.split("</main>")[0]  # no inline script (CSP script-src 'self')
     app.config["PUBLIC_URL"] = "https://analytics.example.com"
-    assert "https://analytics.example.com/hightouch/rpc" in page(admin, "/connections")
+    assert "https://analytics.example.com/hightouch/rpc" in text_of(page(admin, "/connections"))
 
 
 def test_admin_creates_a_connection_with_csrf(admin, db, tenant):
@@ -100,7 +105,7 @@ def test_admin_creates_a_connection_with_csrf(admin, db, tenant):
 
 def test_detail_shows_url_header_and_the_latest_payload_then_maps_it(admin, db, tenant, hook):
     html = page(admin, f"/connections/{hook.id}")
-    assert f"http://localhost/webhooks/{hook.id}" in html
+    assert f"http://localhost/webhooks/{hook.id}" in text_of(html)
     assert hook.auth_token in html
     assert "Nothing received yet" in html and 'id="payload-keys"' not in html
     refused = post(admin, f"/connections/{hook.id}/mapping", {"id_field": "sfdc_id"},

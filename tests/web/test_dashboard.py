@@ -403,13 +403,19 @@ def test_field_changes_need_csrf_and_admin(db, seeded, member, tenant):
 
 def test_create_key_shows_it_once_then_revoke(db, admin, tenant):
     response = post(admin, "/settings/keys", {"name": "Hightouch prod"}, "/settings/keys")
-    assert response.status_code == 201
+    assert response.status_code == 303  # POST-redirect-GET: a reload never issues another key
+    assert response.headers["Location"] == "/settings/keys/new"
+    response = admin.get("/settings/keys/new")
     assert response.headers["Cache-Control"] == "no-store"
     plaintext = re.search(r'id="new-key-value">([^<]+)<', text(response)).group(1)
     key = verify_key(db.session, plaintext)
     assert key is not None and key.name == "Hightouch prod" and key.workspace_id == tenant.id
     listing = text(admin.get("/settings/keys"))
     assert "Hightouch prod" in listing and plaintext not in listing
+    again = admin.get("/settings/keys/new")  # the reload: shown once, no second key
+    assert again.status_code == 302 and plaintext not in text(admin.get("/settings/keys"))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey).where(
+        ApiKey.workspace_id == tenant.id, ApiKey.name == "Hightouch prod")) == 1
     assert admin.post(f"/settings/keys/{key.id}/revoke").status_code == 400  # no CSRF token
     response = post(admin, f"/settings/keys/{key.id}/revoke", form_page="/settings/keys")
     assert response.status_code == 302
