@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = "0003_dashboards"
-down_revision = "0003_access"
+down_revision = "0003_delivery"
 branch_labels = None
 depends_on = None
 
