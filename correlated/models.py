@@ -218,6 +218,8 @@ class SummaryState(db.Model):
     __tablename__ = "summary_state"
     workspace_id: Mapped[int] = tenant_fk()
     as_of: Mapped[date] = mapped_column(sa.Date)
+    # When a refresh last took stale keys or moved the windows: what signals evaluate after.
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTC)
 
 
 class IngestLog(db.Model):
@@ -256,3 +258,7 @@ class WebhookConnection(db.Model):
     latest_payload_at: Mapped[datetime | None] = mapped_column(UTC)
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
     __table_args__ = (sa.Index("ix_webhook_connections_id", "id"),)
+
+
+# Tables of the feature packages register on db.Model with these.
+from .signals import models as _signal_models  # noqa: E402,F401
