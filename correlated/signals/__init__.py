@@ -4,7 +4,7 @@ on their transitions.
 `TRANSITION_HOOKS` are called inside each evaluation's transaction, after its transitions are
 written and before the commit, as `hook(session, workspace_id, signal, transitions)`; a hook
 that writes (an alert outbox) commits or rolls back with the evaluation. Back-fill transitions
-are passed too, flagged `backfill=True`.
+are passed too, flagged `backfill=True`. Evaluations without transitions call no hook.
 """
 from __future__ import annotations
 
