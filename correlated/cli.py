@@ -1,4 +1,4 @@
-"""Operator commands: `correlated serve|db|workspace|keys|demo|refresh`."""
+"""Operator commands: `correlated serve|worker|db|workspace|keys|demo|refresh`."""
 from __future__ import annotations
 
 import secrets
@@ -30,7 +30,7 @@ def main() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (serve, workspace, keys, demo, refresh):
+    for command in (serve, workspace, keys, demo, refresh, worker):
         app.cli.add_command(command)
 
 
@@ -60,6 +60,28 @@ def refresh() -> None:
         click.echo(f"{name}: fresh ({(time.perf_counter() - started) * 1000:.0f} ms)")
 
 
+# --- worker ---------------------------------------------------------------------------------
+
+@click.command()
+@click.option("--interval", type=float, default=None,
+              help="Seconds between polls when idle [CORRELATED_WORKER_INTERVAL, default 2].")
+@click.option("--once", is_flag=True, help="Run every job once and exit.")
+@with_appcontext
+def worker(interval: float | None, once: bool) -> None:
+    """Keep summaries and signals current (and run the other background jobs) until stopped."""
+    import logging
+
+    from . import worker as background
+
+    logging.basicConfig(level=current_app.config.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if once:
+        click.echo(f"did {background.run_once(db.session)} unit(s) of work")
+        return
+    background.run_forever(current_app._get_current_object(),
+                           interval if interval is not None else current_app.config["WORKER_INTERVAL"])
+
+
 # --- serve ----------------------------------------------------------------------------------
 
 @click.command()
@@ -78,9 +100,10 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         click.echo(f"correlated is serving at {base_url}/")
     db.session.remove()
     db.engine.dispose()  # workers open their own connections
-    from .server import run_gunicorn
+    from .server import background_worker, run_gunicorn
 
-    run_gunicorn(f"{host}:{port}", workers)
+    with background_worker():
+        run_gunicorn(f"{host}:{port}", workers)
 
 
 def _first_run(base_url: str, demo: bool) -> None:

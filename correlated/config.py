@@ -31,6 +31,7 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR", None, str),
     ("SESSION_COOKIE_SECURE", "CORRELATED_SECURE_COOKIES", False, bool),
     ("PUBLIC_URL", "CORRELATED_PUBLIC_URL", None, str),
+    ("WORKER_INTERVAL", "CORRELATED_WORKER_INTERVAL", 2.0, float),  # seconds between polls
 ]
 
 
