@@ -66,6 +66,14 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
+    register_features(app)
+
+
+def register_features(app: Flask) -> None:
+    """What acts on the data: signals (their API and pages)."""
+    from .signals import api as signals_api
+
+    signals_api.init_app(app)
 
 
 def register_observability(app: Flask) -> None:
