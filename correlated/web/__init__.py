@@ -5,5 +5,6 @@ bp = Blueprint("dashboard", __name__)
 
 # Modules register their routes, filters and template helpers on bp.
 from . import (  # noqa: E402,F401
-    accounts, catalog, common, connections, events, formatting, lists, settings, users, views,
+    accounts, catalog, common, connections, events, formatting, lists, settings, signals, users,
+    views,
 )
