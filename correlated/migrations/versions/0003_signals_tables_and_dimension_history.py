@@ -1,7 +1,7 @@
 """signals: definitions, members, transitions; dimension history; summaries' refresh time
 
 Revision ID: 0003_signals
-Revises: 0002
+Revises: 0003_access
 Create Date: 2026-12-01 22:29:23.619987
 
 """
@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0003_signals'
-down_revision = '0002'
+down_revision = '0003_access'
 branch_labels = None
 depends_on = None
 
