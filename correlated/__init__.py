@@ -69,6 +69,16 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
+    register_features(app)
+
+
+def register_features(app: Flask) -> None:
+    """What acts on the data: signals (their API and pages), and alerts on their transitions."""
+    from .alerts import wiring
+    from .signals import api as signals_api
+
+    signals_api.init_app(app)
+    wiring.register()
 
 
 def register_observability(app: Flask) -> None:

@@ -1,5 +1,5 @@
-"""Operator commands: `correlated serve|db|workspace|keys|demo|refresh|alerts` (the `correlated`
-group itself is in the package's __init__, next to the app factory it runs)."""
+"""Operator commands: `correlated serve|worker|db|workspace|keys|demo|refresh|alerts` (the
+`correlated` group itself is in the package's __init__, next to the app factory it runs)."""
 from __future__ import annotations
 
 import secrets
@@ -20,7 +20,7 @@ from .workspaces import create_workspace, find_workspace, first_workspace
 def init_app(app: Flask) -> None:
     from .alerts.cli import alerts
 
-    for command in (serve, workspace, keys, demo, refresh, alerts):
+    for command in (serve, worker, workspace, keys, demo, refresh, alerts):
         app.cli.add_command(command)
 
 
@@ -50,6 +50,28 @@ def refresh() -> None:
         click.echo(f"{name}: fresh ({(time.perf_counter() - started) * 1000:.0f} ms)")
 
 
+# --- worker ---------------------------------------------------------------------------------
+
+@click.command()
+@click.option("--interval", type=float, default=None,
+              help="Seconds between polls when idle [CORRELATED_WORKER_INTERVAL, default 2].")
+@click.option("--once", is_flag=True, help="Run every job once and exit.")
+@with_appcontext
+def worker(interval: float | None, once: bool) -> None:
+    """Keep summaries and signals current (and run the other background jobs) until stopped."""
+    import logging
+
+    from . import worker as background
+
+    logging.basicConfig(level=current_app.config.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if once:
+        click.echo(f"did {background.run_once(db.session)} unit(s) of work")
+        return
+    background.run_forever(current_app._get_current_object(),
+                           interval if interval is not None else current_app.config["WORKER_INTERVAL"])
+
+
 # --- serve ----------------------------------------------------------------------------------
 
 @click.command()
@@ -68,9 +90,10 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         click.echo(f"correlated is serving at {base_url}/")
     db.session.remove()
     db.engine.dispose()  # workers open their own connections
-    from .server import run_gunicorn
+    from .server import background_worker, run_gunicorn
 
-    run_gunicorn(f"{host}:{port}", workers, _factory())
+    with background_worker():
+        run_gunicorn(f"{host}:{port}", workers, _factory())
 
 
 def _factory():

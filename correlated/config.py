@@ -38,6 +38,7 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("DELIVERY_TIMEOUT_SECONDS", "CORRELATED_DELIVERY_TIMEOUT_SECONDS", 10.0, float),
     # a claimed delivery not recorded within this is sent again (the worker died mid-send)
     ("DELIVERY_LEASE_SECONDS", "CORRELATED_DELIVERY_LEASE_SECONDS", 60.0, float),
+    ("WORKER_INTERVAL", "CORRELATED_WORKER_INTERVAL", 2.0, float),  # seconds between polls
 ]
 
 

@@ -49,8 +49,8 @@ Progress = Callable[[int, str], Any]
 
 def load_demo(session: Session, workspace: Workspace, accounts: int = 60, days: int = 120,
               seed: int = 7, progress: Progress | None = None,
-              today: date | None = None) -> dict[str, int]:
-    """Generate and ingest the data set; returns how many accounts, users and events it wrote."""
+              today: date | None = None, with_signals: bool = True) -> dict[str, int]:
+    """Generate and ingest the data set (and the demo signals); returns how many accounts, users and events it wrote."""
     rng = random.Random(seed)
     today = today or datetime.now(timezone.utc).date()
     account_rows = [_account(rng, i, today) for i in range(accounts)]
@@ -63,6 +63,12 @@ def load_demo(session: Session, workspace: Workspace, accounts: int = 60, days: 
                    _events(rng, user_rows, trajectories, days, today, seed), progress,
                    estimate=int(len(user_rows) * days * 0.9))
     analyze(session)
+    if with_signals:
+        from .analytics.summaries import ensure_fresh
+        from .signals.demo import add_demo_signals
+
+        ensure_fresh(session, workspace.id, today)
+        add_demo_signals(session, workspace.id)
     return {"accounts": len(account_rows), "users": len(user_rows), "events": total}
 
 

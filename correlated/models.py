@@ -223,6 +223,8 @@ class SummaryState(db.Model):
     __tablename__ = "summary_state"
     workspace_id: Mapped[int] = tenant_fk()
     as_of: Mapped[date] = mapped_column(sa.Date)
+    # When a refresh last took stale keys or moved the windows: what signals evaluate after.
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTC)
 
 
 class IngestLog(db.Model):
@@ -265,4 +267,6 @@ class WebhookConnection(db.Model):
     __table_args__ = (sa.Index("ix_webhook_connections_id", "id"),)
 
 
-from .alerts import models as _alerts  # noqa: E402,F401  (registers the alert tables)
+# Tables of the feature packages register on db.Model with these.
+from .signals import models as _signal_models  # noqa: E402,F401
+from .alerts import models as _alert_models  # noqa: E402,F401

@@ -1,9 +1,11 @@
 """Run the app under gunicorn from the `correlated serve` command."""
 from __future__ import annotations
 
+import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
@@ -72,3 +74,17 @@ def metrics_hooks(workers: int) -> dict:
         multiprocess.mark_process_dead(worker.pid, folder)
 
     return {"on_starting": on_starting, "child_exit": child_exit}
+
+
+@contextmanager
+def background_worker() -> Iterator[subprocess.Popen]:
+    """`correlated worker` as a child process for as long as the block runs (`serve`)."""
+    process = subprocess.Popen([sys.executable, "-m", "correlated", "worker"])
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -21,6 +21,7 @@ from correlated.auth import add_member, revoke_keys
 from correlated.protocols.connections import create_connection, keep_payload
 from correlated.ingest.engine import ingest
 from correlated.models import ApiKey, Field, IngestLog, WebhookConnection
+from correlated.signals import service as signals
 
 from .pages import signed_in, snapshot, token_of
 
@@ -61,16 +62,20 @@ def world(db, tenant, other_tenant, fresh_g) -> World:
     keep_payload(connection, {"note": "globex-payload-value"})
     add_member(db.session, b.workspace, "bob@globex.example", "globex password 1", role="member")
     alerting = b_alerting(db, b.id)
+    secret_signal = signals.create(db.session, b.id, {
+        "name": "Globex Secret Signal", "conditions": [
+            {"field": "plan", "op": "eq", "value": "globex-plan-secret"}]})
     db.session.commit()
     key = db.session.scalars(sa.select(ApiKey).where(ApiKey.workspace_id == b.id)).one()
     log = db.session.scalars(sa.select(IngestLog).where(IngestLog.workspace_id == b.id)).first()
-    ids = {"conn": connection.id, "key": key.id, "log": log.id}
+    ids = {"conn": connection.id, "key": key.id, "log": log.id, "signal": secret_signal.id}
     markers = {"Globex Secret Co", "globex-plan-secret", "b-acct", "b-hidden", "Globex Hidden Inc",
                "spy@globex.example", "hidden@globex.example", "b-user", "globex-title-secret",
                "b-event", "Globex Secret Event", "globex-prop-value", "globex_secret_field",
                "Globex Secret Label", "globex-field-value", "Globex Secret Connection",
                "globex-payload-value", connection.auth_token, connection.id, key.id, key.prefix,
-               log.id, "bob@globex.example", b.admin_email, b.key, *alerting}
+               log.id, "bob@globex.example", b.admin_email, b.key, *alerting,
+               "Globex Secret Signal", secret_signal.id}
     return World(tenant, b, ids, markers)
 
 
@@ -150,6 +155,20 @@ PROBES = [
     key("api.create_field", "POST", "/api/v1/fields",
         (201,), {"object": "account", "key": "mine_from_api", "type": "STRING"}),
     Probe("api.openapi", "GET", "/api/v1/openapi.json", "public", (200,)),
+    key("signals_api.list_signals", "GET", "/api/v1/signals", (200,)),
+    key("signals_api.create_signal", "POST", "/api/v1/signals", (422,),
+        {"name": "Mine", "conditions": [{"signal": "{signal}", "op": "in"}]}),
+    key("signals_api.preview", "POST", "/api/v1/signals/preview", (200,),
+        {"conditions": [{"field": "plan", "op": "eq", "value": "globex-plan-secret"}]}),
+    key("signals_api.get_signal", "GET", "/api/v1/signals/{signal}", NOT_FOUND, control=True),
+    key("signals_api.update_signal", "PATCH", "/api/v1/signals/{signal}", NOT_FOUND,
+        {"name": "Hijacked"}, control=True),
+    key("signals_api.delete_signal", "DELETE", "/api/v1/signals/{signal}", NOT_FOUND,
+        control=True),
+    key("signals_api.members", "GET", "/api/v1/signals/{signal}/members", NOT_FOUND,
+        control=True),
+    key("signals_api.history", "GET", "/api/v1/signals/{signal}/history", NOT_FOUND,
+        control=True),
     key("connections_api.list_all", "GET", "/api/v1/connections", (200,)),
     key("connections_api.create", "POST", "/api/v1/connections", (201,),
         {"name": "Mine", "object": "account"}),
@@ -215,6 +234,15 @@ PROBES = [
            NOT_FOUND, {"label": "Hijacked"}, control=True),
     member("dashboard.format_field", "POST", "/fields/account/globex_secret_field/format",
            NOT_FOUND, {"display_format": "percent"}, control=True),
+    member("dashboard.signals", "GET", "/signals", (200,)),
+    member("dashboard.new_signal", "GET", "/signals/new", (200,)),
+    member("dashboard.create_signal", "POST", "/signals/new", (422,),
+           {"name": "Mine", "conditions": '[{"signal": "{signal}", "op": "in"}]'}),
+    member("dashboard.preview_signal", "POST", "/signals/preview", (200,),
+           {"conditions": '[{"field": "plan", "op": "eq", "value": "globex-plan-secret"}]'}),
+    member("dashboard.signal", "GET", "/signals/{signal}", NOT_FOUND, control=True),
+    member("dashboard.delete_signal", "POST", "/signals/{signal}/delete", NOT_FOUND,
+           control=True),
     member("dashboard.connections", "GET", "/connections", (200,)),
     member("dashboard.create_connection", "POST", "/connections", (302,),
            {"name": "Mine", "object": "account", "behavior": "upsert"}),

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, scoped_session
 from .. import database
 from ..database import chunks
 from ..models import (AccountMetrics, DailyActivity, DailyEvents, DailySummary, StaleKey,
-                     SummaryState, UserMetrics)
+                     SummaryState, UserMetrics, utcnow)
 
 ACT = DailyActivity
 KINDS = ("account", "user", "day")
@@ -144,7 +144,7 @@ def refresh(session: Session, workspace_id: int, today: date) -> None:
     for model, rows in ((DailySummary, _day_summary_rows), (DailyEvents, _day_event_rows)):
         _refresh(session, workspace_id, model, rows, today, None if full["day"] else days)
     session.execute(sa.update(SummaryState).where(SummaryState.workspace_id == workspace_id)
-                    .values(as_of=today))
+                    .values(as_of=today, refreshed_at=utcnow()))
 
 
 def _roll_forward(session: Session, workspace_id: int, as_of: date, today: date) -> None:

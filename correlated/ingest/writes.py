@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import database
-from . import fields
+from . import fields, history
 from ..analytics import summaries
 from ..database import chunks
 from ..models import RECORDS, DailyActivity, Event, Field, User, utcnow
@@ -68,6 +68,7 @@ def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: s
     now = utcnow()
     new = [r for r in records if r.id not in before]
     old = [r for r in records if r.id in before]
+    history.record(session, workspace_id, obj, old, new, now)
     # New rows get their dimensions without nulls; known rows get the nulls too, which clear.
     _write_profiles(session, workspace_id, obj, new, now, strip_nulls=True)
     _write_profiles(session, workspace_id, obj, old, now, strip_nulls=False)

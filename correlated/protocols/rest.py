@@ -98,15 +98,20 @@ def get_record(collection: str, record_id: str) -> Response:
     """One record; an account comes with its rolled-up metrics."""
     obj = COLLECTIONS[collection]
     row = find(obj, record_id, load_query(schemas.OneQuery)["include_archived"])
-    if obj != "account":
+    if obj == "event":
         return jsonify(schemas.OUTPUTS[obj]().dump(row))
+    from ..signals.api import memberships
+
+    signals = memberships(g.principal.workspace_id, record_id, obj)
+    if obj == "user":
+        return jsonify(schemas.OUTPUTS[obj]().dump({**row, "signals": signals}))
     from ..analytics.rollups import account_metrics, metrics_record  # pandas: only when asked for
     from ..analytics.summaries import ensure_fresh
 
     ensure_fresh(db.session, g.principal.workspace_id)  # a unit of work of its own, first
     frame = account_metrics(db.session, g.principal.workspace_id, [record_id])
     metrics = metrics_record(frame, record_id)
-    return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics}))
+    return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics, "signals": signals}))
 
 
 def find(obj: str, record_id: str, include_archived: bool = False) -> RowMapping:

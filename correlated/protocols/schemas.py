@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -144,8 +144,13 @@ class MetricsOut(Schema):
         "format": "date-time", "description": "Time of the account's latest event."})
 
 
+SIGNALS_OF_RECORD = {"description": "On GET of one record: the signals it is in now "
+                                    "(id, name, category, entered_at, already_in, values)."}
+
+
 class AccountDetail(AccountOut):
     metrics = fields.Nested(MetricsOut)
+    signals = fields.List(fields.Dict(), metadata=SIGNALS_OF_RECORD)
 
 
 class UserOut(RecordTimes):
@@ -154,6 +159,7 @@ class UserOut(RecordTimes):
     account_id = fields.String(allow_none=True)
     dimensions = fields.Dict(attribute="traits", metadata={
         "description": "Every other field of the user, keyed as in the field catalog."})
+    signals = fields.List(fields.Dict(), metadata=SIGNALS_OF_RECORD)
 
 
 class EventOut(Schema):
@@ -350,6 +356,10 @@ RESPONSES = {
 }
 
 
+# Feature packages (signals, ...) append a function adding their paths to the document.
+EXTRA_PATHS: list[Callable[[APISpec], None]] = []
+
+
 def json_content(schema: Any) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -370,9 +380,8 @@ def openapi() -> dict[str, Any]:
         _collection_paths(spec, collection, obj, row_in, page)
         _record_paths(spec, collection, obj, id_field, row_out)
     _field_paths(spec)
-    from ..alerts.openapi import add_paths as add_alert_paths
-
-    add_alert_paths(spec)
+    for add_paths in EXTRA_PATHS:  # feature packages document their own operations
+        add_paths(spec)
     spec.path(path=f"{API_PREFIX}/openapi.json", operations={"get": {
         "summary": "This OpenAPI document", "operationId": "openapi", "security": [],
         "responses": {"200": {"description": "OpenAPI 3 document",

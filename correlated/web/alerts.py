@@ -12,7 +12,7 @@ from ..alerts import destinations, outbox
 from ..alerts.models import STATUSES
 from ..alerts.settings import current
 from ..extensions import db
-from . import bp
+from .blueprint import bp
 from .common import require_admin, workspace_id
 from .forms import PostForm
 

@@ -24,6 +24,7 @@ NAV = [
     (None, "Accounts", "dashboard.accounts", "/accounts", "accounts"),
     (None, "Users", "dashboard.users", "/users", "users"),
     (None, "Events", "dashboard.events", "/events", "events"),
+    (None, "Signals", "dashboard.signals", "/signals", "filter"),
     ("Data", "Fields", "dashboard.fields", "/fields", "fields"),
     ("Data", "Connections", "dashboard.connections", "/connections", "connections"),
     ("Settings", "API keys", "dashboard.keys", "/settings/keys", "key"),

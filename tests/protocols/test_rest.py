@@ -507,7 +507,7 @@ def test_openapi_documents_every_route(app, live_server):
     documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
     routes = {(route_path(rule.rule, rule.arguments), method)
               for rule in app.url_map.iter_rules()
-              if rule.endpoint.startswith(("api.", "alerts_api."))
+              if rule.endpoint.startswith(("api.", "alerts_api.", "signals_api."))
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     expanded = {(p.replace("{collection}", c).replace("{record_id}", "{" + k + "}"), m)
                 for p, m in routes
@@ -531,5 +531,5 @@ def test_schemathesis_loads_the_document():
 
     schema = schemathesis.openapi.from_dict(openapi())
     operations = [op.ok() for op in schema.get_all_operations()]
-    assert len(operations) == 25  # 15 for the data, 10 for alerts
-    assert {op.method.upper() for op in operations} == {"GET", "POST", "DELETE"}
+    assert len(operations) == 33  # 15 for the data, 10 for alerts, 8 for signals
+    assert {op.method.upper() for op in operations} == {"GET", "POST", "PATCH", "DELETE"}
