@@ -49,7 +49,9 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
 def register_extensions(app: Flask) -> None:
     from . import database
     from .auth import init_login
+    from .alerts import models as _alert_tables  # noqa: F401  (feature tables on db.Model)
     from .extensions import csrf, db, migrate
+    from .signals import models as _signal_tables  # noqa: F401
 
     db.init_app(app)
     database.tune_engine(app)

@@ -266,7 +266,3 @@ class WebhookConnection(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
     __table_args__ = (sa.Index("ix_webhook_connections_id", "id"),)
 
-
-# Tables of the feature packages register on db.Model with these.
-from .signals import models as _signal_models  # noqa: E402,F401
-from .alerts import models as _alert_models  # noqa: E402,F401

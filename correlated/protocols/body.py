@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from flask import current_app, g, request
+from marshmallow import Schema, ValidationError
 
 from .connections import BATCH_KEYS
 from ..errors import ApiError
@@ -107,3 +108,19 @@ def check_row_limit(count: int) -> None:
 def current_workspace() -> Workspace:
     """The workspace of the principal authenticated on this request."""
     return db.session.get(Workspace, g.principal.workspace_id)
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+def load_query(schema: type[Schema]) -> dict[str, Any]:
+    """The query string loaded by `schema`, or a 400 naming each bad parameter."""
+    return load(schema(), request.args, "query", 400)
+
+
+def load(schema: Schema, data: Any, where: str, status: int) -> dict[str, Any]:
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{name}: {' '.join(map(str, messages))}"
+                             for name, messages in exc.normalized_messages().items())
+        raise ApiError(status, f"{where}: {problems}", fields=exc.normalized_messages()) from None

@@ -10,8 +10,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, jsonify, request
-from marshmallow import Schema, ValidationError
+from flask import Blueprint, Response, g, jsonify
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -26,7 +25,7 @@ from ..ingest.engine import submit
 from ..models import RECORDS, Field
 from ..vocabulary import COLLECTION as COLLECTION_OF
 from ..vocabulary import DEFAULT_MODE, ID_FIELD
-from .body import current_workspace, json_body, rows_of
+from .body import current_workspace, json_body, load, load_query, rows_of
 
 bp = Blueprint("api", __name__, url_prefix=schemas.API_PREFIX)
 
@@ -284,19 +283,3 @@ def field_spec(query_object: str | None, body: Any) -> dict[str, Any]:
 def openapi() -> Response:
     """The OpenAPI 3 document (public: it describes, it holds no data)."""
     return jsonify(schemas.openapi())
-
-
-# --- parameters -----------------------------------------------------------------------------
-
-def load_query(schema: type[Schema]) -> dict[str, Any]:
-    """The query string loaded by `schema`, or a 400 naming each bad parameter."""
-    return load(schema(), request.args, "query", 400)
-
-
-def load(schema: Schema, data: Any, where: str, status: int) -> dict[str, Any]:
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{name}: {' '.join(map(str, messages))}"
-                             for name, messages in exc.normalized_messages().items())
-        raise ApiError(status, f"{where}: {problems}", fields=exc.normalized_messages()) from None

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Account, User
 from ..protocols import schemas
 from ..protocols.body import json_body
-from ..protocols.rest import load_query
+from ..protocols.body import load_query
 from . import service
 from .definitions import DefinitionError, describe, parse
 from .models import CATEGORIES, Signal, SignalMember, Transition

@@ -4,7 +4,7 @@ signals, a user changing account; and the transitions it writes."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
