@@ -251,13 +251,25 @@ def test_a_database_error_rolls_the_whole_batch_back(db, workspace):
         trigger = ["CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.event = 'boom' "
                    "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"]
     else:
-        trigger = ["CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        # The PostgreSQL database outlives the test (and other tests use a boom() too): replace
+        trigger = ["DROP TRIGGER IF EXISTS boom ON events",
+                   "CREATE OR REPLACE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                    "IF NEW.event = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; "
                    "RETURN NEW; END $$",
                    "CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION boom()"]
     with db.engine.begin() as conn:
         for statement in trigger:
             conn.exec_driver_sql(statement)
+    try:
+        _boom_batch_rolls_back(db, workspace)
+    finally:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS boom ON events"
+                                 if db.engine.dialect.name != "sqlite" else
+                                 "DROP TRIGGER IF EXISTS boom")
+
+
+def _boom_batch_rolls_back(db, workspace) -> None:
     results = ingest_batches(db.session, workspace, [
         Batch("account", "upsert", [{"account_id": "a1", "name": "Acme"}]),
         Batch("event", "insert", [{"event": "ok", "user_id": "u1", "timestamp": 1714557600},

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from correlated.auth import add_member, issue_key
 from correlated.models import Account, Field, IngestLog, WebhookConnection
 
+from correlated.signals import service as signals
+
 from ..pages import signed_in, snapshot, token_of
 
 SCRIPT = "<script>alert(1)</script>"
@@ -38,7 +40,11 @@ def setup(app, db, tenant, fresh_g):
     add_member(db.session, tenant.workspace, "bob@acme.example", "a long password", "member")
     db.session.commit()
     client, token = signed_in(app, tenant.admin_email, tenant.admin_password)
-    return client, token, {"conn": connection["id"], "key": spare.id, **alerting(app, db, tenant)}
+    signal = signals.create(db.session, tenant.id, {
+        "name": "Free plan", "conditions": [{"field": "plan", "op": "eq", "value": "free"}]})
+    db.session.commit()
+    return client, token, {"conn": connection["id"], "key": spare.id, "signal": signal.id,
+                           **alerting(app, db, tenant)}
 
 
 def alerting(app, db, tenant) -> dict[str, str]:
@@ -83,6 +89,11 @@ FORMS = [
     ("dashboard.rotate_destination_secret", "/settings/destinations/{dest}/rotate", {}),
     ("dashboard.resend_delivery", "/deliveries/{delivery}/resend", {}),
     ("dashboard.delete_destination", "/settings/destinations/{dest}/delete", {}),
+    ("dashboard.create_signal", "/signals/new",
+     {"name": "Hacked", "conditions": '[{"field": "plan", "op": "eq", "value": "x"}]'}),
+    ("dashboard.preview_signal", "/signals/preview",
+     {"conditions": '[{"field": "plan", "op": "eq", "value": "x"}]'}),
+    ("dashboard.delete_signal", "/signals/{signal}/delete", {}),
     ("dashboard.choose_workspace", "/login/workspace", {"workspace_id": "1"}),
     ("dashboard.change_password", "/settings/password",
      {"current": "correct horse battery staple", "password": "a brand new password",
@@ -110,7 +121,8 @@ def test_every_form_refuses_a_post_without_a_valid_csrf_token(app, db, tenant, s
             assert snapshot(db, tenant.id) == before, (endpoint, forged)
         assert client.get("/").status_code == 200, endpoint  # still signed in
         response = client.post(path, data={**form, "csrf_token": token})
-        assert response.status_code in (201, 302, 303, 401), (endpoint, response.status_code)
+        # 200: the signal builder's preview answers JSON and changes nothing
+        assert response.status_code in (200, 201, 302, 303, 401), (endpoint, response.status_code)
 
 
 # --- escaping ---------------------------------------------------------------------------------
