@@ -76,11 +76,14 @@ def register_blueprints(app: Flask) -> None:
 
 def register_features(app: Flask) -> None:
     """What acts on the data: signals (their API and pages), and alerts on their transitions."""
-    from .alerts import wiring
+    from .alerts import openapi as alerts_openapi, wiring
+    from .protocols import schemas
     from .signals import api as signals_api
 
     signals_api.init_app(app)
     wiring.register()
+    if alerts_openapi.add_paths not in schemas.EXTRA_PATHS:  # the alert routes, documented
+        schemas.EXTRA_PATHS.append(alerts_openapi.add_paths)
 
 
 def register_observability(app: Flask) -> None:
