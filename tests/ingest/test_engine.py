@@ -263,6 +263,9 @@ def test_a_database_error_rolls_the_whole_batch_back(db, workspace):
     try:
         _boom_batch_rolls_back(db, workspace)
     finally:
+        # The session's read of events holds a lock on it until its transaction ends, and
+        # DROP TRIGGER waits for that lock: end it first, or the test waits on itself.
+        db.session.rollback()
         with db.engine.begin() as conn:
             conn.exec_driver_sql("DROP TRIGGER IF EXISTS boom ON events"
                                  if db.engine.dialect.name != "sqlite" else
