@@ -7,23 +7,26 @@ some messages were rejected: those are in the ingest log with their reasons.
 """
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..auth import authenticate_key, credential_from_request
 from ..errors import ApiError
 from ..extensions import db
-from ..ingest.contract import Batch, Options, Rejection, Submission
+from ..ingest.contract import Batch, Options, Outcome, Rejection, Submission
 from ..ingest.engine import submit
 from ..ingest.fields import describe
+from ..ingest.log import MAX_REJECTED
 from ..models import utcnow
 from .body import current_workspace, json_body, raw_body
-from .segment_spec import (MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, envelope_problem, event_row,
-                           group_rows, identify_row, message_id, messages_of)
+from .segment_spec import (BATCH_KINDS, MAX_MESSAGE_BYTES, check_count, envelope_problem,
+                           event_row, group_rows, identify_row, inherit, item_problem,
+                           message_id, messages_of)
 
 bp = Blueprint("segment", __name__, url_prefix="/v1")
 
@@ -43,42 +46,107 @@ def receive(kind: str) -> Response:
     raw = raw_body()
     check_size(kind, raw)
     body = json_body()
+    if kind in BATCH_KINDS and isinstance(body, list):
+        body = {"batch": body}  # a forwarder's bare array of messages: the batch itself
     if not isinstance(body, dict):
         raise ApiError(400, f"body: expected a JSON object, got {describe(body)}")
     if not header_key:
         authenticate(body.get("writeKey"))
-    messages = messages_of(kind, body, big=len(raw) > MAX_MESSAGE_BYTES)
-    outcome = submit(db.session, current_workspace(), submission(messages, body, received_at))
-    if outcome.error:
-        raise ApiError(500, f"{outcome.error}; nothing was stored, send again")
+    check_type(kind, body)
+    store(messages_of(kind, body), body, received_at, measure=len(raw) > MAX_MESSAGE_BYTES)
     return jsonify(success=True)
 
 
-def authenticate(key: Any) -> None:
+@bp.route("/webhook", methods=["POST", "PUT", "PATCH"])  # each sender lets the user pick
+def forward() -> tuple[Response, int]:
+    """Segment's Webhooks (Actions) and RudderStack's Webhook destinations: one message or an
+    array of them, each read by its own `type`; the answer counts what was stored and why the
+    rest was not (400 when nothing was, so the sender shows the failure)."""
+    received_at = utcnow()
+    authenticate(credential_from_request(), FORWARDER_KEY_HINT)
+    body = json_body()
+    items = forwarded_messages(body)
+    outcome, refused = store(items, body, received_at, measure=True, correct_clock=False)
+    stored = len(items) - len(refused)
+    answer = {"success": stored > 0 or not items, "received": len(items), "stored": stored,
+              "rejected": [r.to_dict() for r in outcome.rejected[:MAX_REJECTED]]}
+    if not answer["success"]:
+        answer.update(code="invalid_request", message=f"no message stored: "
+                      f"{outcome.rejected[0].reason}" + (" (and more; see rejected)"
+                                                         if len(outcome.rejected) > 1 else ""))
+    return jsonify(answer), 200 if answer["success"] else 400
+
+
+def forwarded_messages(body: Any) -> list[Any]:
+    """A bare array, `{"batch": [...]}` or one message, within the forwarders' batch size."""
+    if isinstance(body, dict) and isinstance(body.get("batch"), list) and "type" not in body:
+        items = [inherit(body, message) for message in body["batch"]]
+    elif isinstance(body, list):
+        items = body
+    elif isinstance(body, dict):
+        items = [body]
+    else:
+        raise ApiError(400, f"body: expected a message or an array of messages, got "
+                            f"{describe(body)}")
+    check_count(len(items))
+    return items
+
+
+SDK_KEY_HINT = ("send your correlated API key as the HTTP Basic user name (empty password) or "
+                "as writeKey in the body")
+FORWARDER_KEY_HINT = "add the header 'Authorization: Bearer <your correlated API key>'"
+
+
+def authenticate(key: Any, hint: str = SDK_KEY_HINT) -> None:
     if not isinstance(key, str) or not key:
-        raise ApiError(401, "missing write key: send your correlated API key as the HTTP Basic "
-                            "user name (empty password) or as writeKey in the body")
+        raise ApiError(401, f"missing write key: {hint}")
     g.principal = authenticate_key(key)
 
 
 def check_size(kind: str, raw: bytes) -> None:
-    limit = MAX_BATCH_BYTES if kind in ("batch", "import") else MAX_MESSAGE_BYTES
-    if len(raw) > limit:
-        raise ApiError(400, f"body: {len(raw):,} bytes; a {kind} request may be at most "
-                            f"{limit:,} bytes")
+    """A single call within Segment's 32 KB; a batch within the server's body limit only."""
+    if kind not in BATCH_KINDS and len(raw) > MAX_MESSAGE_BYTES:
+        raise ApiError(400, f"body: {len(raw):,} bytes; a {kind} call may be at most "
+                            f"{MAX_MESSAGE_BYTES:,} bytes (send larger ones in a batch)")
+
+
+def check_type(kind: str, body: dict[str, Any]) -> None:
+    """A message whose own `type` contradicts its path (a forwarder sending every message to
+    one URL) is refused, and logged, rather than stored as the wrong call."""
+    own = body.get("type")
+    if kind in BATCH_KINDS or own in (None, "", kind):
+        return
+    reason = (f"type: {describe(own)} sent to /v1/{kind}; send each call to its own path, or "
+              f"every message to /v1/webhook, which reads each message's type")
+    submit(db.session, current_workspace(), Submission(
+        "segment", refused=[Rejection(0, message_id(body), reason)], payload=body,
+        refusal=reason))
+    raise ApiError(400, reason)
 
 
 # --- storing --------------------------------------------------------------------------------
 
-def submission(messages: list[dict[str, Any]], body: dict[str, Any],
-               received_at: datetime) -> Submission:
-    """The messages as engine batches; the body is what the ingest log keeps."""
+def store(messages: list[Any], payload: Any, received_at: datetime, measure: bool,
+          correct_clock: bool = True) -> tuple[Outcome, set[int]]:
+    """Store the messages as one Submission; the outcome and the positions of the messages of
+    which nothing was kept. A database error is a 500: nothing was stored, send again."""
     batches = {key: Batch(*key, [], []) for key in ORDER}
+    refused: list[Rejection] = []
+    rows = [0] * len(messages)
     for index, message in enumerate(messages):
-        add_message(batches, index, message, received_at)
-    return Submission("segment", [b for b in batches.values() if b.rows or b.refused],
-                      payload=body, options=Options(aliases=False),
-                      explain=partial(explain, messages))
+        problem = item_problem(message, measure)
+        if problem:
+            refused.append(Rejection(index, message_id(message), problem))
+            continue
+        rows[index] = add_message(batches, index, message, received_at, correct_clock)
+    submission = Submission("segment", [b for b in batches.values() if b.rows or b.refused],
+                            refused=refused, payload=payload, options=Options(aliases=False),
+                            explain=partial(explain, messages))
+    outcome = submit(db.session, current_workspace(), submission)
+    if outcome.error:
+        raise ApiError(500, f"{outcome.error}; nothing was stored, send again")
+    rejected = Counter(r.index for r in outcome.rejected)
+    return outcome, {i for i, n in rejected.items() if n >= max(rows[i], 1)}
 
 
 def explain(messages: list[dict[str, Any]], batch: Batch, rejection: Rejection) -> str:
@@ -98,8 +166,9 @@ UPDATE_HINTS = {
 
 
 def add_message(batches: dict[tuple[str, str], Batch], index: int, message: dict[str, Any],
-                received_at: datetime) -> None:
-    """Add the rows of one message to their batches, or refuse it with the reason."""
+                received_at: datetime, correct_clock: bool) -> int:
+    """Add the rows of one message to their batches, or refuse it with the reason; how many
+    rows it made."""
     kind = message["type"]
     problem = envelope_problem(message)
     if problem:
@@ -107,16 +176,18 @@ def add_message(batches: dict[tuple[str, str], Batch], index: int, message: dict
             kind, ("event", "insert"))
         batches[target].refused.append(Rejection(index, message_id(message),
                                                  f"{kind}: {problem}"))
-        return
+        return 0
     if kind == "identify":
         rows = [identify_row(message)]
     elif kind == "group":
         rows = group_rows(message)
     else:  # alias: accepted and kept in the log's payload; nothing to store
-        rows = [] if kind == "alias" else [(("event", "insert"), event_row(message, received_at))]
+        rows = [] if kind == "alias" else [
+            (("event", "insert"), event_row(message, received_at, correct_clock))]
     for key, row in rows:
         batches[key].rows.append(row)  # type: ignore[attr-defined]
         batches[key].positions.append(index)  # type: ignore[union-attr]
+    return len(rows)
 
 
 # --- errors in Segment's shape --------------------------------------------------------------
@@ -135,4 +206,4 @@ def segment_error(error: ApiError) -> Response:
 @bp.errorhandler(RequestEntityTooLarge)
 def body_too_large(_error: RequestEntityTooLarge) -> Response:
     return segment_error(ApiError(413, "body: larger than the server accepts; send smaller "
-                                       f"batches (at most {MAX_BATCH_BYTES:,} bytes)"))
+                                       f"batches (at most {current_app.config['MAX_CONTENT_LENGTH']:,} bytes)"))

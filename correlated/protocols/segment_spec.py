@@ -7,42 +7,48 @@ import json
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
+
 from ..errors import ApiError
 from ..ingest.engine import merge_patch
 from ..ingest.fields import Invalid, can_create, describe, parse_timestamp
-from .body import check_row_limit
 
 TYPES = ("identify", "group", "track", "page", "screen", "alias")
+BATCH_KINDS = ("batch", "import")
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment's limits; its SDKs check the same numbers client-side
-MAX_BATCH_BYTES = 500 * 1024
+# Segment's Webhooks (Actions) destination batches up to 4,000 messages (RudderStack's fewer).
+MAX_MESSAGES = 4000
 # Segment's reserved camelCase traits that name one of our default dimensions.
 RESERVED_TRAITS = {"firstName": "first_name", "lastName": "last_name", "createdAt": "created_at"}
 
 
 # --- envelope -------------------------------------------------------------------------------
 
-def messages_of(kind: str, body: dict[str, Any], big: bool = False) -> list[dict[str, Any]]:
-    """The request's messages, each with its type, and batch-level fields merged in."""
-    if kind not in ("batch", "import"):
+def messages_of(kind: str, body: dict[str, Any]) -> list[Any]:
+    """The request's messages, batch-level fields merged in; a batch item that is not a usable
+    message stays as it is, for `item_problem` to refuse on its own."""
+    if kind not in BATCH_KINDS:
         return [{**body, "type": kind}]
     batch = body.get("batch")
     if not isinstance(batch, list):
         raise ApiError(400, f"batch: expected an array of messages, got {describe(batch)}")
-    check_row_limit(len(batch))
-    messages = [inherit(body, index, message) for index, message in enumerate(batch)]
-    if big:  # only a body over 32 KB can hold a message over 32 KB
-        for index, message in enumerate(batch):
-            check_message_size(index, message)
-    return messages
+    check_count(len(batch))
+    return [inherit(body, message) for message in batch]
 
 
-def inherit(body: dict[str, Any], index: int, message: Any) -> dict[str, Any]:
+def check_count(count: int) -> None:
+    """Segment bounds a batch by bytes only, and RudderStack's SDKs send up to 4 MB: allow a
+    batch the largest a forwarder sends (the body limit bounds it too)."""
+    limit = max(current_app.config["MAX_ROWS_PER_REQUEST"], MAX_MESSAGES)
+    if count > limit:
+        raise ApiError(413, f"too many messages: {count:,} in one request; the limit is "
+                            f"{limit:,} (send smaller batches)")
+
+
+def inherit(body: dict[str, Any], message: Any) -> Any:
     """A batch item with the batch's context, integrations and sentAt (its own keys win)."""
     if not isinstance(message, dict):
-        raise ApiError(400, f"batch[{index}]: expected a message object, got {describe(message)}")
-    if message.get("type") not in TYPES:
-        raise ApiError(400, f"batch[{index}].type: expected one of {', '.join(TYPES)}; "
-                            f"got {describe(message.get('type'))}")
+        return message
     out = dict(message)
     for key in ("context", "integrations"):
         if isinstance(body.get(key), dict):
@@ -52,12 +58,18 @@ def inherit(body: dict[str, Any], index: int, message: Any) -> dict[str, Any]:
     return out
 
 
-def check_message_size(index: int, message: dict[str, Any]) -> None:
+def item_problem(message: Any, measure: bool) -> str | None:
+    """Why a batch item is no message at all (so it is refused alone), or None; `measure`:
+    check its size (only a body over 32 KB can hold a message over 32 KB)."""
+    if not isinstance(message, dict):
+        return f"expected a message object, got {describe(message)}"
+    if message.get("type") not in TYPES:
+        return f"type: expected one of {', '.join(TYPES)}; got {describe(message.get('type'))}"
     # ASCII-escaped as the SDKs measure it: its length is its size, even for a lone surrogate.
-    size = len(json.dumps(message, separators=(",", ":"), default=str))
+    size = len(json.dumps(message, separators=(",", ":"), default=str)) if measure else 0
     if size > MAX_MESSAGE_BYTES:
-        raise ApiError(400, f"batch[{index}]: message of {size:,} bytes; a message may be at "
-                            f"most {MAX_MESSAGE_BYTES:,} bytes")
+        return f"message of {size:,} bytes; a message may be at most {MAX_MESSAGE_BYTES:,} bytes"
+    return None
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -82,8 +94,8 @@ def envelope_problem(message: dict[str, Any]) -> str | None:
     return None
 
 
-def message_id(message: dict[str, Any]) -> str | None:
-    value = message.get("messageId")
+def message_id(message: Any) -> str | None:
+    value = message.get("messageId") if isinstance(message, dict) else None
     return None if value in (None, "") else str(value)
 
 
@@ -120,7 +132,8 @@ def group_rows(message: dict[str, Any]) -> list[tuple[tuple[str, str], dict[str,
     return rows
 
 
-def event_row(message: dict[str, Any], received_at: datetime) -> dict[str, Any]:
+def event_row(message: dict[str, Any], received_at: datetime,
+              correct_clock: bool = True) -> dict[str, Any]:
     """track/page/screen -> an event; messageId makes a resend a duplicate."""
     properties = as_dict(message.get("properties"))
     name = message.get("event")
@@ -129,7 +142,8 @@ def event_row(message: dict[str, Any], received_at: datetime) -> dict[str, Any]:
                            category=message.get("category"))
         name = view_name(message)
     return given(properties, event=name, user_id=message["userId"],
-                 timestamp=event_time(message, received_at), event_id=message_id(message),
+                 timestamp=event_time(message, received_at, correct_clock),
+                 event_id=message_id(message),
                  account_id=as_dict(message.get("context")).get("groupId"))
 
 
@@ -139,15 +153,17 @@ def view_name(message: dict[str, Any]) -> str:
     return f"{label}: {name}" if name not in (None, "") else label
 
 
-def event_time(message: dict[str, Any], received_at: datetime) -> Any:
-    """Segment's rule: receivedAt - (sentAt - timestamp), correcting the sender's clock skew."""
+def event_time(message: dict[str, Any], received_at: datetime, correct_clock: bool = True) -> Any:
+    """Segment's rule: receivedAt - (sentAt - timestamp), correcting the sender's clock skew.
+    A forwarded message's `timestamp` is already corrected (by Segment or RudderStack, which
+    may deliver it much later): it is taken as it is."""
     original = message.get("timestamp")
     if original in (None, ""):
         original = message.get("originalTimestamp")
     if original in (None, ""):
         return received_at
     sent = message.get("sentAt")
-    if sent in (None, ""):
+    if sent in (None, "") or not correct_clock:
         return original
     try:
         return received_at - (parse_timestamp(sent) - parse_timestamp(original))

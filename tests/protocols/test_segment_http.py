@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from correlated.ingest.engine import Options, ingest
 from correlated.models import Account, Event, IngestLog, User
-from correlated.protocols.segment import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from correlated.protocols.segment import MAX_MESSAGE_BYTES
 from correlated.ingest.writes import as_utc
 
 
@@ -221,17 +221,13 @@ def padded(size: int, **message) -> dict:
     ("/v1/track", b"{not json", "not valid JSON"),
     ("/v1/track", [1, 2], "expected a JSON object"),
     ("/v1/batch", {"batch": {"type": "track"}}, "batch: expected an array"),
-    ("/v1/batch", {"batch": [track("a"), {"type": "purchase"}]}, "batch[1].type"),
-    ("/v1/batch", {"batch": ["track"]}, "batch[0]: expected a message object"),
     ("/v1/track", track("big", properties={"pad": "x" * MAX_MESSAGE_BYTES}),
      "may be at most 32,768 bytes"),
-    ("/v1/batch", {"batch": [padded(30_000, **track(str(i))) for i in range(18)]},
-     "may be at most 512,000 bytes"),
-    ("/v1/batch", {"batch": [track("a"), padded(MAX_MESSAGE_BYTES + 1, **track("b"))]},
-     "batch[1]: message of 32,769 bytes"),
-    ("/v1/batch", {"batch": [{"type": "alias"}] * 1001}, "too many rows: 1,001"),
-], ids=["json", "array", "batch-shape", "type", "item", "message-32k", "batch-500k",
-        "batch-message-32k", "rows"])
+    ("/v1/batch", {"batch": [{"type": "alias"}] * 4001}, "too many messages: 4,001"),
+    ("/v1/webhook", [{"type": "alias"}] * 4001, "too many messages: 4,001"),
+    ("/v1/webhook", "track", "expected a message or an array of messages"),
+], ids=["json", "array", "batch-shape", "message-32k", "messages", "forwarded-messages",
+        "forwarded-string"])
 def test_bad_requests_are_400_with_the_reason(db, client, tenant, path, body, text):
     response = send(client, tenant, path, body)
     payload = response.get_json()
@@ -244,10 +240,11 @@ def test_size_limits_are_inclusive(db, client, tenant):
     body = json.dumps(padded(MAX_MESSAGE_BYTES, **track("edge")), separators=(",", ":"))
     assert len(body) == MAX_MESSAGE_BYTES
     assert send(client, tenant, "/v1/track", body.encode()).status_code == 200
-    batch = {"batch": [padded(30_000, **track(str(i))) for i in range(17)]}
-    assert MAX_BATCH_BYTES - 5_000 < len(json.dumps(batch)) <= MAX_BATCH_BYTES
+    # A batch is bounded by the body limit only: RudderStack's SDKs batch up to 4 MB.
+    batch = {"batch": [padded(30_000, **track(str(i))) for i in range(40)]}
+    assert len(json.dumps(batch)) > 1_000_000
     assert send(client, tenant, "/v1/batch", batch).status_code == 200
-    assert len(stored(db, Event)) == 18
+    assert len(stored(db, Event)) == 41
 
 
 @pytest.mark.parametrize("headers, body", [
@@ -351,3 +348,48 @@ def test_an_over_long_event_name_is_a_rejected_message_not_a_failed_batch(db, cl
     assert send(client, tenant, "/v1/batch", {"batch": batch}).status_code == 200
     assert [e.event_id for e in stored(db, Event)] == ["fine"]
     assert reasons(db) == {(0, "track: event: longer than 255 characters")}
+
+
+def test_items_that_are_no_message_are_refused_alone_and_the_batch_stored(db, client, tenant):
+    """#14 item 10: Segment answers 200 for all but size and JSON errors, and the SDKs drop a
+    400 with every message in it; so each bad item is refused on its own, with its reason."""
+    batch = [track("a"), {"type": "purchase", "messageId": "p1"}, "track", None,
+             padded(MAX_MESSAGE_BYTES + 1, **track("big")), track("b")]
+    response = send(client, tenant, "/v1/batch", {"batch": batch})
+    assert (response.status_code, response.get_json()) == (200, {"success": True})
+    assert sorted(e.event_id for e in stored(db, Event)) == ["a", "b"]
+    log = one(db, IngestLog)
+    assert (log.rows_received, log.rows_accepted, log.rows_rejected) == (6, 2, 4)
+    assert [(r["index"], r["id"], r["reason"]) for r in log.rejected_sample] == [
+        (1, "p1", "type: expected one of identify, group, track, page, screen, alias; "
+                  "got 'purchase'"),
+        (2, None, "expected a message object, got 'track'"),
+        (3, None, "expected a message object, got None"),
+        (4, "big", "message of 32,769 bytes; a message may be at most 32,768 bytes"),
+    ]
+
+
+def test_a_bare_array_at_batch_is_the_batch(db, client, tenant):
+    response = send(client, tenant, "/v1/batch", [track("a"), track("b")])
+    assert (response.status_code, response.get_json()) == (200, {"success": True})
+    assert sorted(e.event_id for e in stored(db, Event)) == ["a", "b"]
+
+
+def test_a_message_of_another_type_than_its_path_is_refused_and_logged(db, client, tenant):
+    """#14 item 11: an identify posted to /v1/track was a 200 that stored nothing."""
+    identify = {"type": "identify", "userId": "u1", "messageId": "i1",
+                "traits": {"email": "ada@acme.io"}}
+    response = send(client, tenant, "/v1/track", identify)
+    assert response.status_code == 400
+    message = response.get_json()["message"]
+    assert message == ("type: 'identify' sent to /v1/track; send each call to its own path, or "
+                       "every message to /v1/webhook, which reads each message's type")
+    assert stored(db, User) == []
+    log = one(db, IngestLog)
+    assert (log.rows_received, log.rows_rejected, log.error) == (1, 1, message)
+    assert log.rejected_sample == [{"index": 0, "id": "i1", "reason": message}]
+    # Its own path stores it; a message naming its own path's type is just that call.
+    assert send(client, tenant, "/v1/identify", identify).status_code == 200
+    assert send(client, tenant, "/v1/track", track("t1")).status_code == 200
+    assert [u.email for u in stored(db, User)] == ["ada@acme.io"]
+    assert [e.event_id for e in stored(db, Event)] == ["t1"]
