@@ -53,8 +53,8 @@ def inherit(body: dict[str, Any], message: Any) -> Any:
     for key in ("context", "integrations"):
         if isinstance(body.get(key), dict):
             out[key] = merge_patch(body[key], as_dict(message.get(key)))
-    if out.get("sentAt") in (None, ""):
-        out["sentAt"] = body.get("sentAt")
+    if out.get("sentAt") in (None, "") and body.get("sentAt") not in (None, ""):
+        out["sentAt"] = body["sentAt"]
     return out
 
 
