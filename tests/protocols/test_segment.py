@@ -147,3 +147,40 @@ def test_a_wrong_key_is_refused_with_401(db, tenant, sdk_client, sdk, error):
         client.track("u1", "Signed In")
     assert raised.value.status == 401 and raised.value.code == "invalid_write_key"
     assert stored(db, Event) == [] and stored(db, IngestLog) == []
+
+
+def test_a_rudderstack_batch_with_a_message_over_32_kb_keeps_the_others(db, tenant, sdk_client):
+    """#14 item 10: RudderStack's SDK sends messages up to 4 MB in batches up to 4 MB; one over
+    Segment's 32 KB was a 400 for the whole batch, which the SDK drops. Now it is refused alone."""
+    errors = []
+    client = sdk_client("rudderstack", batched=True, upload_interval=2,
+                        on_error=lambda error, batch: errors.append(error))
+    client.track("u1", "Small", message_id="small-1")
+    client.track("u1", "Huge", {"blob": "x" * 40_000}, message_id="huge")
+    for i in range(30):  # ~600 KB in all: over Segment's 500 KB, within RudderStack's 4 MB
+        client.track("u1", "Rich", {"blob": "y" * 20_000}, message_id=f"rich-{i}")
+    client.flush()
+
+    assert errors == []
+    assert len(stored(db, Event)) == 31 and "huge" not in {e.event_id for e in stored(db, Event)}
+    logs = stored(db, IngestLog)
+    assert totals(logs) == (32, 31, 1)
+    ((reason,),) = [[r for r in log.rejected_sample] for log in logs if log.rows_rejected]
+    assert reason["id"] == "huge" and reason["reason"].startswith("message of 40,")
+    assert reason["reason"].endswith("bytes; a message may be at most 32,768 bytes")
+
+
+def test_a_segment_batch_of_more_than_1000_messages_is_stored(db, tenant, sdk_client):
+    """Segment bounds a batch by its 500 KB only: an SDK with a large upload_size sends more
+    than CORRELATED_MAX_ROWS messages at once, which was a 400 the SDK drops."""
+    errors = []
+    client = sdk_client("segment", batched=True, upload_size=2000, upload_interval=3,
+                        on_error=lambda error, batch: errors.append(error))
+    for i in range(1200):
+        client.track("u1", "Tick", message_id=f"tick-{i}")
+    client.flush()
+
+    assert errors == []
+    assert len(stored(db, Event)) == 1200
+    logs = stored(db, IngestLog)
+    assert totals(logs) == (1200, 1200, 0) and max(log.rows_received for log in logs) > 1000
