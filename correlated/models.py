@@ -37,6 +37,13 @@ class Workspace(db.Model):
     name: Mapped[str] = mapped_column(sa.String(120), unique=True)
     allow_custom_fields: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    # Browser SDKs (protocols/segment_browser.py): a public write key, and the only origins
+    # whose pages may send with it (none until an admin lists them).
+    browser_write_key: Mapped[str | None] = mapped_column(sa.String(64))
+    allowed_origins: Mapped[list[str]] = mapped_column(JSONType, default=list,
+                                                       server_default="[]")
+    __table_args__ = (sa.Index("ix_workspaces_browser_write_key", "browser_write_key",
+                               unique=True),)
 
 
 class Member(db.Model):

@@ -1,4 +1,5 @@
-"""Segment-spec tracking API: /v1/identify, group, track, page, screen, alias and batch.
+"""Segment-spec tracking API: /v1/identify, group, track, page, screen, alias and batch for
+server SDKs; /v1/t, i, p, g, a and b for browser SDKs; /v1/webhook for forwarders.
 
 Any Segment or RudderStack SDK sends here by changing only its host. Each message becomes a
 user, account or event row; one request is one Submission (one transaction, one ingest-log
@@ -10,12 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Blueprint, Response, current_app, g, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..auth import authenticate_key, credential_from_request
+from ..auth import Principal, authenticate_key, credential_from_request
 from ..errors import ApiError
 from ..extensions import db
 from ..ingest.contract import Batch, Options, Outcome, Rejection, Submission
@@ -24,6 +25,8 @@ from ..ingest.fields import describe
 from ..ingest.log import MAX_REJECTED
 from ..models import utcnow
 from .body import current_workspace, json_body, raw_body
+from .segment_browser import (BROWSER_KEY_PREFIX, BROWSER_KINDS, any_workspace_allows,
+                              browser_workspace, origin_problem, with_cors)
 from .segment_spec import (BATCH_KINDS, MAX_MESSAGE_BYTES, check_count, envelope_problem,
                            event_row, group_rows, identify_row, inherit, item_problem,
                            message_id, messages_of)
@@ -33,7 +36,9 @@ bp = Blueprint("segment", __name__, url_prefix="/v1")
 # Batch order: a group's user link (an update) runs after that request's identifies (upserts).
 ORDER = (("account", "upsert"), ("account", "update"), ("user", "upsert"), ("user", "update"),
          ("event", "insert"))
-ERROR_CODES = {400: "invalid_request", 401: "invalid_write_key", 500: "server_error"}
+CORS_ORIGIN = "correlated.cors_origin"  # the allowed Origin of a browser request
+ERROR_CODES = {400: "invalid_request", 401: "invalid_write_key", 403: "origin_not_allowed",
+               500: "server_error"}
 
 
 @bp.post("/<any(identify, group, track, page, screen, alias, batch, import):kind>")
@@ -77,6 +82,45 @@ def forward() -> tuple[Response, int]:
     return jsonify(answer), 200 if answer["success"] else 400
 
 
+@bp.post("/<any(t, i, p, g, a, b):short>", provide_automatic_options=False)
+def receive_browser(short: str) -> Response:
+    """analytics.js / analytics-next: a text/plain JSON body with the write key inside, from a
+    page at one of the workspace's allowed origins."""
+    received_at = utcnow()
+    kind = BROWSER_KINDS[short]
+    raw = raw_body()
+    check_size(kind, raw)
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, f"body: expected a JSON object, got {describe(body)}")
+    workspace = browser_workspace(db.session, body.get("writeKey"))
+    g.principal = Principal(workspace.id, "browser", BROWSER_KEY_PREFIX)
+    origin = request.headers.get("Origin")
+    problem = origin_problem(workspace, origin)
+    if problem:
+        refuse(body, problem, 403)
+    request.environ[CORS_ORIGIN] = origin
+    check_type(kind, body)
+    store(messages_of(kind, body), body, received_at, measure=len(raw) > MAX_MESSAGE_BYTES)
+    return jsonify(success=True)
+
+
+@bp.route("/<any(t, i, p, g, a, b):short>", methods=["OPTIONS"])
+def preflight(short: str) -> Response:
+    """A preflight carries no write key: the origin passes if some workspace allows it (the
+    POST itself is then held to its own workspace's list)."""
+    origin = request.headers.get("Origin")
+    if any_workspace_allows(db.session, origin):
+        request.environ[CORS_ORIGIN] = origin
+    return Response(status=204)
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    origin = request.environ.get(CORS_ORIGIN)  # this request's own, never a previous one's
+    return with_cors(response, origin) if origin else response
+
+
 def forwarded_messages(body: Any) -> list[Any]:
     """A bare array, `{"batch": [...]}` or one message, within the forwarders' batch size."""
     if isinstance(body, dict) and isinstance(body.get("batch"), list) and "type" not in body:
@@ -116,12 +160,16 @@ def check_type(kind: str, body: dict[str, Any]) -> None:
     own = body.get("type")
     if kind in BATCH_KINDS or own in (None, "", kind):
         return
-    reason = (f"type: {describe(own)} sent to /v1/{kind}; send each call to its own path, or "
-              f"every message to /v1/webhook, which reads each message's type")
+    refuse(body, f"type: {describe(own)} sent to /v1/{kind}; send each call to its own path, "
+                 f"or every message to /v1/webhook, which reads each message's type")
+
+
+def refuse(body: dict[str, Any], reason: str, status: int = 400) -> NoReturn:
+    """Refuse the whole request, and say so in the ingest log (a sender may never show it)."""
     submit(db.session, current_workspace(), Submission(
         "segment", refused=[Rejection(0, message_id(body), reason)], payload=body,
         refusal=reason))
-    raise ApiError(400, reason)
+    raise ApiError(status, reason)
 
 
 # --- storing --------------------------------------------------------------------------------
