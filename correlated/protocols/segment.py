@@ -93,7 +93,7 @@ def receive_browser(short: str) -> Response:
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, f"body: expected a JSON object, got {describe(body)}")
-    workspace = browser_workspace(db.session, body.get("writeKey"))
+    workspace = browser_workspace(db.session, body.get("writeKey") or credential_from_request())
     g.principal = Principal(workspace.id, "browser", BROWSER_KEY_PREFIX)
     origin = request.headers.get("Origin")
     problem = origin_problem(workspace, origin)

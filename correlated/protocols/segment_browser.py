@@ -107,6 +107,7 @@ def with_cors(response: Response, origin: str) -> Response:
     response.vary.add("Origin")
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = "POST"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        # analytics-next also sends the write key as HTTP Basic, so it preflights
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
     return response

@@ -106,7 +106,7 @@ def test_a_preflight_is_answered_for_an_origin_some_workspace_allows(db, client,
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == SHOP
     assert response.headers["Access-Control-Allow-Methods"] == "POST"
-    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    assert response.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
     response = client.options("/v1/t", headers={**headers, "Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in response.headers
 
