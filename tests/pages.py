@@ -8,7 +8,8 @@ import re
 import sqlalchemy as sa
 
 from correlated.alerts.models import Delivery, Destination
-from correlated.models import Account, ApiKey, Event, Field, Member, User, WebhookConnection
+from correlated.models import (Account, ApiKey, Event, Field, Member, User, WebhookConnection,
+                               Workspace)
 
 STATE = {Account: ("account_id", "name", "traits", "archived_at"),
          User: ("user_id", "email", "account_id", "traits", "archived_at"),
@@ -16,7 +17,8 @@ STATE = {Account: ("account_id", "name", "traits", "archived_at"),
          WebhookConnection: ("id", "name", "enabled", "enforce_auth", "auth_token", "mapping",
                              "latest_payload"),
          ApiKey: ("id", "name", "revoked_at"), Member: ("email", "role"),
-         Destination: ("id", "name", "target", "secret"), Delivery: ("id", "status")}
+         Destination: ("id", "name", "target", "secret"), Delivery: ("id", "status"),
+         Workspace: ("name", "browser_write_key", "allowed_origins")}
 
 
 def token_of(html: str) -> str:
@@ -38,5 +40,10 @@ def snapshot(db, workspace_id: int) -> dict[str, list[str]]:
     db.session.rollback()  # a fresh read, after the request's own transaction
     return {model.__name__: sorted(
         json.dumps([getattr(row, c) for c in columns], default=str) for row in db.session.scalars(
-            sa.select(model).where(model.workspace_id == workspace_id)))
+            sa.select(model).where(owner(model) == workspace_id)))
         for model, columns in STATE.items()}
+
+
+def owner(model):
+    """The column naming a row's workspace (the workspace's own ID for the workspace itself)."""
+    return model.id if model is Workspace else model.workspace_id

@@ -29,6 +29,7 @@ NAV = [
     ("Data", "Connections", "dashboard.connections", "/connections", "connections"),
     ("Settings", "API keys", "dashboard.keys", "/settings/keys", "key"),
     ("Settings", "Members", "dashboard.members", "/settings/members", "members"),
+    ("Settings", "Browser SDKs", "dashboard.browser_sdks", "/settings/browser", "connections"),
     ("Settings", "Password", "dashboard.change_password", "/settings/password", "key"),
     ("Settings", "Destinations", "dashboard.destinations_page", "/settings/destinations", "inbox"),
 ]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
 
@@ -83,6 +83,12 @@ class FormatForm(FlaskForm):
 
 class LabelForm(FlaskForm):
     label = StringField("Label", validators=[DataRequired("Enter a label."), Length(max=128)])
+
+
+class OriginsForm(FlaskForm):
+    origins = TextAreaField("Allowed origins", validators=[Length(max=10_000)], description=(
+        "One a line, as the browser shows it: https://www.example.com (scheme, host and port; "
+        "no path). * allows every site; leave it empty to allow none."))
 
 
 class PostForm(FlaskForm):

@@ -83,6 +83,8 @@ FORMS = [
     ("dashboard.invite_member", "/settings/members",
      {"email": "eve@acme.example", "password": "a long password", "role": "admin"}),
     ("dashboard.remove_member", "/settings/members/bob@acme.example/remove", {}),
+    ("dashboard.new_browser_key", "/settings/browser/key", {}),
+    ("dashboard.save_origins", "/settings/browser", {"origins": "https://evil.example"}),
     ("dashboard.create_destination", "/settings/destinations",
      {"name": "Hacked", "kind": "webhook", "target": "http://127.0.0.1:9/x"}),
     ("dashboard.test_destination", "/settings/destinations/{dest}/test", {}),
