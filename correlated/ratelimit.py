@@ -21,6 +21,8 @@ from .web.common import safe_next
 LIMITED_BLUEPRINTS = ("api", "hightouch", "census", "webhooks", "segment", "connections_api",
                       "alerts_api")
 QUERY_KEYS = ("token", "census_authentication")  # where Hightouch webhooks and Census put the key
+# A browser write key is every visitor's of a site: each visitor's address pays for its calls.
+BROWSER_ENDPOINTS = ("segment.receive_browser", "segment.preflight")
 SCOPE = "ingest"  # one budget per key, shared by every machine surface
 # Flask-Limiter would put Retry-After on every limited response, also on a 503 whose sender
 # should retry at once (SDKs honour it on any retryable status); we set it on 429s only.
@@ -36,6 +38,8 @@ def client_key() -> str:
     Segment's writeKey may sit in the body, which is not read before the view; its SDKs send
     the same key as the HTTP Basic user, which is read here. Hashing keeps keys out of Redis.
     """
+    if request.endpoint in BROWSER_ENDPOINTS:
+        return "ip:" + (request.remote_addr or "unknown")
     credential = (credential_from_request()
                   or next((request.args[k] for k in QUERY_KEYS if request.args.get(k)), None)
                   or request.headers.get("Authorization"))  # a connection's own header secret

@@ -204,6 +204,13 @@ PROBES = [
     key("segment.receive", "POST", "/v1/batch", (200,), {"batch": [
         {"type": "identify", "userId": "b-user", "traits": {"title": "Hijacked"}},
         {"type": "track", "userId": "b-user", "event": "Globex Secret Event"}]}),
+    *[key("segment.forward", method, "/v1/webhook", (200,), [
+        {"type": "group", "groupId": "b-acct", "traits": {"name": "Hijacked"}},
+        {"type": "identify", "userId": "b-user", "traits": {"title": "Hijacked"}}])
+      for method in ("POST", "PUT", "PATCH")],
+    # The browser paths take a workspace's public browser key, never an API key.
+    key("segment.receive_browser", "POST", "/v1/t", (401,),
+        {"userId": "b-user", "event": "Globex Secret Event"}),
     Probe("health.healthz", "GET", "/healthz", "public", (200,)),
     Probe("metrics.metrics", "GET", "/metrics", "public", (200,)),
     Probe("static", "GET", "/static/css/app.css", "public", (200,)),
@@ -262,6 +269,10 @@ PROBES = [
     member("dashboard.new_key", "GET", "/settings/keys/new", (302,)),
     member("dashboard.revoke_key", "POST", "/settings/keys/{key}/revoke", NOT_FOUND,
            control=True),
+    member("dashboard.browser_sdks", "GET", "/settings/browser", (200,)),
+    member("dashboard.save_origins", "POST", "/settings/browser", (303,),
+           {"origins": "https://mine.example"}),
+    member("dashboard.new_browser_key", "POST", "/settings/browser/key", (303,)),
     member("dashboard.members", "GET", "/settings/members", (200,)),
     member("dashboard.invite_member", "POST", "/settings/members", (302,),
            {"email": "new@acme.example", "password": "a long password", "role": "member"}),

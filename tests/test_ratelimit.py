@@ -243,3 +243,25 @@ def test_segment_sdk_hits_the_limit_and_still_delivers_every_event_once(
     assert errors == []
     assert sorted(stored) == sorted(sent)  # every event, none twice
     assert rate_limited_segment_batches() - refused_before >= 1  # it did hit the limit
+
+
+def test_a_browser_write_key_is_limited_per_visitor_not_per_site(client, db, tenant):
+    """Every visitor of a site sends with its one public key: each address has its own budget."""
+    import json
+
+    from correlated.protocols.segment_browser import issue_browser_key
+
+    key = issue_browser_key(db.session, tenant.workspace)
+    tenant.workspace.allowed_origins = ["https://shop.example.com"]
+    db.session.commit()
+
+    def beacon(n: int, address: str) -> int:
+        body = {"userId": "u1", "event": "E", "messageId": f"m{n}", "writeKey": key}
+        return client.post("/v1/t", data=json.dumps(body), environ_base={"REMOTE_ADDR": address},
+                           headers={"Content-Type": "text/plain",
+                                    "Origin": "https://shop.example.com"}).status_code
+
+    assert [beacon(n, "10.0.0.1") for n in range(6)] == [200] * 5 + [429]
+    assert beacon(6, "10.0.0.2") == 200
+    db.session.rollback()
+    assert len(db.session.scalars(sa.select(Event)).all()) == 6

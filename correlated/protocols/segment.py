@@ -8,9 +8,6 @@ some messages were rejected: those are in the ingest log with their reasons.
 """
 from __future__ import annotations
 
-from collections import Counter
-from datetime import datetime
-from functools import partial
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -19,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..auth import Principal, authenticate_key, credential_from_request
 from ..errors import ApiError
 from ..extensions import db
-from ..ingest.contract import Batch, Options, Outcome, Rejection, Submission
+from ..ingest.contract import Outcome, Rejection, Submission
 from ..ingest.engine import submit
 from ..ingest.fields import describe
 from ..ingest.log import MAX_REJECTED
@@ -27,15 +24,12 @@ from ..models import utcnow
 from .body import current_workspace, json_body, raw_body
 from .segment_browser import (BROWSER_KEY_PREFIX, BROWSER_KINDS, any_workspace_allows,
                               browser_workspace, origin_problem, with_cors)
-from .segment_spec import (BATCH_KINDS, MAX_MESSAGE_BYTES, check_count, envelope_problem,
-                           event_row, group_rows, identify_row, inherit, item_problem,
-                           message_id, messages_of)
+from .segment_spec import (BATCH_KINDS, MAX_MESSAGE_BYTES, check_count, inherit, message_id,
+                           messages_of)
+from .segment_store import store
 
 bp = Blueprint("segment", __name__, url_prefix="/v1")
 
-# Batch order: a group's user link (an update) runs after that request's identifies (upserts).
-ORDER = (("account", "upsert"), ("account", "update"), ("user", "upsert"), ("user", "update"),
-         ("event", "insert"))
 CORS_ORIGIN = "correlated.cors_origin"  # the allowed Origin of a browser request
 ERROR_CODES = {400: "invalid_request", 401: "invalid_write_key", 403: "origin_not_allowed",
                500: "server_error"}
@@ -72,14 +66,18 @@ def forward() -> tuple[Response, int]:
     body = json_body()
     items = forwarded_messages(body)
     outcome, refused = store(items, body, received_at, measure=True, correct_clock=False)
-    stored = len(items) - len(refused)
-    answer = {"success": stored > 0 or not items, "received": len(items), "stored": stored,
+    answer = forward_answer(len(items), outcome, len(items) - len(refused))
+    return jsonify(answer), 200 if answer["success"] else 400
+
+
+def forward_answer(received: int, outcome: Outcome, stored: int) -> dict[str, Any]:
+    answer = {"success": stored > 0 or not received, "received": received, "stored": stored,
               "rejected": [r.to_dict() for r in outcome.rejected[:MAX_REJECTED]]}
     if not answer["success"]:
-        answer.update(code="invalid_request", message=f"no message stored: "
-                      f"{outcome.rejected[0].reason}" + (" (and more; see rejected)"
-                                                         if len(outcome.rejected) > 1 else ""))
-    return jsonify(answer), 200 if answer["success"] else 400
+        more = " (and more; see rejected)" if len(outcome.rejected) > 1 else ""
+        answer.update(code="invalid_request",
+                      message=f"no message stored: {outcome.rejected[0].reason}{more}")
+    return answer
 
 
 @bp.post("/<any(t, i, p, g, a, b):short>", provide_automatic_options=False)
@@ -172,72 +170,6 @@ def refuse(body: dict[str, Any], reason: str, status: int = 400) -> NoReturn:
     raise ApiError(status, reason)
 
 
-# --- storing --------------------------------------------------------------------------------
-
-def store(messages: list[Any], payload: Any, received_at: datetime, measure: bool,
-          correct_clock: bool = True) -> tuple[Outcome, set[int]]:
-    """Store the messages as one Submission; the outcome and the positions of the messages of
-    which nothing was kept. A database error is a 500: nothing was stored, send again."""
-    batches = {key: Batch(*key, [], []) for key in ORDER}
-    refused: list[Rejection] = []
-    rows = [0] * len(messages)
-    for index, message in enumerate(messages):
-        problem = item_problem(message, measure)
-        if problem:
-            refused.append(Rejection(index, message_id(message), problem))
-            continue
-        rows[index] = add_message(batches, index, message, received_at, correct_clock)
-    submission = Submission("segment", [b for b in batches.values() if b.rows or b.refused],
-                            refused=refused, payload=payload, options=Options(aliases=False),
-                            explain=partial(explain, messages))
-    outcome = submit(db.session, current_workspace(), submission)
-    if outcome.error:
-        raise ApiError(500, f"{outcome.error}; nothing was stored, send again")
-    rejected = Counter(r.index for r in outcome.rejected)
-    return outcome, {i for i, n in rejected.items() if n >= max(rows[i], 1)}
-
-
-def explain(messages: list[dict[str, Any]], batch: Batch, rejection: Rejection) -> str:
-    """An engine rejection told for the message it came from, in the sender's terms."""
-    message = messages[rejection.index]
-    reason = rejection.reason
-    if reason.startswith("no ") and batch.operation == "update":
-        reason += f" ({UPDATE_HINTS[batch.object, message['type']]})"
-    return f"{message['type']}: {reason}"
-
-
-UPDATE_HINTS = {
-    ("user", "identify"): "a new user needs traits.email",
-    ("user", "group"): "identify the user with traits.email before grouping it",
-    ("account", "group"): "a new account needs traits.name",
-}
-
-
-def add_message(batches: dict[tuple[str, str], Batch], index: int, message: dict[str, Any],
-                received_at: datetime, correct_clock: bool) -> int:
-    """Add the rows of one message to their batches, or refuse it with the reason; how many
-    rows it made."""
-    kind = message["type"]
-    problem = envelope_problem(message)
-    if problem:
-        target = {"identify": ("user", "upsert"), "group": ("account", "upsert")}.get(
-            kind, ("event", "insert"))
-        batches[target].refused.append(Rejection(index, message_id(message),
-                                                 f"{kind}: {problem}"))
-        return 0
-    if kind == "identify":
-        rows = [identify_row(message)]
-    elif kind == "group":
-        rows = group_rows(message)
-    else:  # alias: accepted and kept in the log's payload; nothing to store
-        rows = [] if kind == "alias" else [
-            (("event", "insert"), event_row(message, received_at, correct_clock))]
-    for key, row in rows:
-        batches[key].rows.append(row)  # type: ignore[attr-defined]
-        batches[key].positions.append(index)  # type: ignore[union-attr]
-    return len(rows)
-
-
 # --- errors in Segment's shape --------------------------------------------------------------
 
 @bp.errorhandler(ApiError)
@@ -253,5 +185,6 @@ def segment_error(error: ApiError) -> Response:
 
 @bp.errorhandler(RequestEntityTooLarge)
 def body_too_large(_error: RequestEntityTooLarge) -> Response:
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
     return segment_error(ApiError(413, "body: larger than the server accepts; send smaller "
-                                       f"batches (at most {current_app.config['MAX_CONTENT_LENGTH']:,} bytes)"))
+                                       f"batches (at most {limit:,} bytes)"))

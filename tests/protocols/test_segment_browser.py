@@ -124,3 +124,15 @@ def test_origins_are_normalized_as_browsers_send_them():
     for bad in ("shop.example.com", "https://shop.example.com/path", "ftp://x.example"):
         with pytest.raises(ValueError):
             parse_origins(bad)
+
+
+def test_a_browser_key_writes_to_its_own_workspace_only(db, client, tenant, other_tenant,
+                                                        browser_key):
+    theirs = issue_browser_key(db.session, other_tenant.workspace)
+    other_tenant.workspace.allowed_origins = [SHOP]
+    db.session.commit()
+    for key, message_id in ((browser_key, "mine"), (theirs, "theirs")):
+        body = {"userId": "u1", "event": "E", "messageId": message_id, "writeKey": key}
+        assert beacon(client, "/v1/t", body).status_code == 200
+    assert {(e.workspace_id, e.event_id) for e in stored(db, Event)} == {
+        (tenant.id, "mine"), (other_tenant.id, "theirs")}

@@ -71,7 +71,8 @@ def test_a_batch_of_every_type_is_read_message_by_message(db, client, tenant):
         (8, None, "expected a message object, got 'not a message'"),
     ]
     log = one(db, IngestLog)
-    assert (log.protocol, log.rows_received, log.rows_rejected) == ("segment", 9, 3)  # a group is two rows, an alias none
+    # Rows: a group is two (the account, the user's link), an alias none.
+    assert (log.protocol, log.rows_received, log.rows_rejected) == ("segment", 9, 3)
     assert [r["reason"] for r in log.rejected_sample] == [r["reason"] for r in answer["rejected"]]
 
     user = one(db, User)

@@ -9,7 +9,7 @@ import pytest
 from correlated.auth import add_member
 from correlated.models import Event, Workspace
 
-from ..pages import signed_in, token_of
+from ..pages import signed_in
 
 
 @pytest.fixture
