@@ -3,8 +3,9 @@ server SDKs; /v1/t, i, p, g, a and b for browser SDKs; /v1/webhook for forwarder
 
 Any Segment or RudderStack SDK sends here by changing only its host. Each message becomes a
 user, account or event row; one request is one Submission (one transaction, one ingest-log
-entry). As Segment does, an accepted request answers 200 `{"success": true}` even when
-some messages were rejected: those are in the ingest log with their reasons.
+entry). As Segment does, a request that could be read answers 200 `{"success": true}` even
+when some messages were rejected (its SDKs drop a 400 with every message in it): those are in
+the ingest log with their reasons. /v1/webhook answers what was stored and why the rest was not.
 """
 from __future__ import annotations
 

@@ -60,9 +60,18 @@ def analytics_next() -> Path:
         fcntl.flock(guard, fcntl.LOCK_EX)
         manifest = PACKAGE / "package.json"
         if not manifest.exists() or json.loads(manifest.read_text())["version"] != locked_version():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS,
-                           check=True, capture_output=True, timeout=240)
+            npm_ci()
     return PACKAGE / "dist" / "umd"
+
+
+def npm_ci() -> None:
+    try:
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS,
+                       check=True, capture_output=True, text=True, timeout=240)
+    except FileNotFoundError:
+        pytest.fail("npm is missing: apt-get install -y npm")
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"npm ci in {JS} failed:\n{exc.stderr[-2000:]}")
 
 
 @pytest.fixture

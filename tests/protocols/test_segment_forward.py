@@ -131,3 +131,15 @@ def test_a_forwarder_must_send_the_key_in_a_header(db, client, tenant):
     assert "Authorization: Bearer" in response.get_json()["message"]
     response = send(client, tenant, "/v1/webhook", SEGMENT_TRACK, headers=basic(tenant.key))
     assert response.status_code == 200
+
+
+def test_segments_default_batch_over_real_http(db, live_server, tenant):
+    """1,000 messages (the Webhooks (Actions) default batch) through a real HTTP server."""
+    import requests
+
+    batch = [message(SEGMENT_TRACK, messageId=f"h{i}") for i in range(999)] + [RUDDER_IDENTIFY]
+    response = requests.put(f"{live_server}/v1/webhook", json=batch, timeout=60,
+                            headers={"Authorization": f"Bearer {tenant.key}"})
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "received": 1000, "stored": 1000, "rejected": []}
+    assert len(stored(db, Event)) == 999 and len(stored(db, User)) == 1
