@@ -179,6 +179,9 @@ class AccountMetrics(db.Model):
     events_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     events_prev_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     last_seen: Mapped[datetime | None] = mapped_column(UTC)
+    # When a refresh last wrote the row: the export's `updated_since=` follows metric changes.
+    updated_at: Mapped[datetime | None] = mapped_column(UTC, default=utcnow, onupdate=utcnow)
+    __table_args__ = (sa.Index("ix_account_metrics_updated", "workspace_id", "updated_at"),)
 
 
 class UserMetrics(db.Model):
@@ -191,6 +194,8 @@ class UserMetrics(db.Model):
     events_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     events_prev_30d: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     last_seen: Mapped[datetime | None] = mapped_column(UTC)
+    updated_at: Mapped[datetime | None] = mapped_column(UTC, default=utcnow, onupdate=utcnow)
+    __table_args__ = (sa.Index("ix_user_metrics_updated", "workspace_id", "updated_at"),)
 
 
 class DailySummary(db.Model):

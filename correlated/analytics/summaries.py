@@ -221,7 +221,8 @@ def _refresh(session: Session, workspace_id: int, model: Any, rows: Any, today: 
     ones: rows that no longer have activity disappear with the DELETE."""
     table = model.__table__
     key_column = table.c[_key(model)]
-    columns = [c.name for c in table.c]
+    # The aggregates select the summary columns; updated_at (metrics) takes its default.
+    columns = [c.name for c in table.c if c.name != "updated_at"]
     if keys is None or len(keys) > FULL_REFRESH_AT:
         session.execute(sa.delete(table).where(table.c.workspace_id == workspace_id))
         session.execute(sa.insert(table).from_select(columns, rows(workspace_id, today)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import orjson
@@ -15,14 +16,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from .. import csvexport
-from . import schemas
+from . import export, schemas
 from ..ingest import fields as catalog
 from ..auth import require_key
 from ..errors import ApiError
 from ..extensions import db
 from ..ingest.contract import Batch, Result, Submission
 from ..ingest.engine import submit
-from ..models import RECORDS, Field
+from ..models import RECORDS, Field, utcnow
 from ..vocabulary import COLLECTION as COLLECTION_OF
 from ..vocabulary import DEFAULT_MODE, ID_FIELD
 from .body import current_workspace, json_body, load, load_query, rows_of
@@ -75,20 +76,46 @@ def delete_record(collection: str, record_id: str) -> tuple[Response, int]:
 @bp.get(f"/{COLLECTION}")
 @require_key()
 def list_records(collection: str) -> Response:
-    """A page of records (keyset on the ID), or every matching record as CSV."""
+    """A page of records (keyset on the ID), or every matching record as CSV; accounts and
+    users with their `include=` blocks (protocols/export.py)."""
     obj = COLLECTIONS[collection]
     args = load_query(schemas.LIST_QUERIES[obj])
+    names = export.parse_include(obj, args.get("include")) if obj != "event" else []
+    if "metrics" in names:
+        from ..analytics.summaries import ensure_fresh
+
+        ensure_fresh(db.session, g.principal.workspace_id)  # a unit of work of its own, first
     query = filtered(obj, args)
     if args["format"] == "csv":
-        return csv_export(collection, obj, query)
+        return csv_export(collection, obj, query, names)
     limit = min(args["limit"], schemas.MAX_LIMIT)
+    started = None
     if args.get("cursor"):  # an empty cursor is the first page
-        query = after(obj, query, decode_cursor(obj, args["cursor"]))
+        last_id, started = decode_cursor(obj, args["cursor"])
+        query = after(obj, query, last_id)
+    started = started or utcnow()  # when the first page was read: the next pull's start
     rows = db.session.execute(query.limit(limit + 1)).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify({"data": schemas.OUTPUTS[obj](many=True).dump(rows),
-                    "next_cursor": encode_cursor(obj, rows[-1][ID_FIELD[obj]]) if more else None})
+    body: dict[str, Any] = {
+        "data": page_out(obj, rows, names),
+        "next_cursor": encode_cursor(obj, rows[-1][ID_FIELD[obj]], started) if more else None}
+    if obj != "event":
+        body["next_updated_since"] = export.next_updated_since(started)
+    return jsonify(body)
+
+
+def page_out(obj: str, rows: list[RowMapping], names: list[str]) -> list[dict[str, Any]]:
+    """The rows as the API shows them: `updated_at` as the latest change, then the includes."""
+    if obj == "event":
+        return schemas.OUTPUTS[obj](many=True).dump(rows)
+    ws, ids = g.principal.workspace_id, [row[ID_FIELD[obj]] for row in rows]
+    changed = export.with_changes(rows, obj, export.latest_changes(db.session, ws, obj, ids))
+    out = schemas.OUTPUTS[obj](many=True).dump(changed)
+    blocks = export.included(db.session, ws, obj, names, ids)
+    for record, entity in zip(out, ids):
+        record.update({name: blocks[name][entity] for name in names})
+    return out
 
 
 @bp.get(f"/{COLLECTION}/<path:record_id>")
@@ -136,8 +163,9 @@ def filtered(obj: str, args: dict[str, Any]) -> sa.Select:
     for name in ("account_id", "user_id", "event"):
         if name in args:
             query = query.where(c[name] == args[name])
-    if "updated_since" in args:
-        query = query.where(c.updated_at >= args["updated_since"])
+    if "updated_since" in args:  # the record, its metrics, signals (and scores) changed since
+        query = query.where(export.changed_since(g.principal.workspace_id, obj, table,
+                                                 args["updated_since"]))
     if "since" in args:
         query = query.where(c.timestamp >= args["since"])
     if "until" in args:
@@ -152,20 +180,25 @@ def after(obj: str, query: sa.Select, last_id: str) -> sa.Select:
     return query.where(RECORDS[obj].c[ID_FIELD[obj]] > last_id)
 
 
-def encode_cursor(obj: str, last_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([obj, last_id])).decode().rstrip("=")
+def encode_cursor(obj: str, last_id: str, started: datetime) -> str:
+    """The last ID of this page, and when the first page was read (for next_updated_since)."""
+    body = [obj, last_id, started.timestamp()]
+    return base64.urlsafe_b64encode(orjson.dumps(body)).decode().rstrip("=")
 
 
-def decode_cursor(obj: str, cursor: str) -> str:
-    """The last ID of the previous page, or a 400 for a cursor this list did not hand out."""
+def decode_cursor(obj: str, cursor: str) -> tuple[str, datetime | None]:
+    """The last ID of the previous page and the first page's time, or a 400 for a cursor this
+    list did not hand out."""
     try:
-        kind, last_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, TypeError):
-        kind = last_id = None
+        kind, last_id, *rest = orjson.loads(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        started = datetime.fromtimestamp(rest[0], timezone.utc) if rest else None
+    except (binascii.Error, ValueError, TypeError, OverflowError, OSError):
+        kind = last_id = started = None
     if kind != obj or not isinstance(last_id, str) or "\x00" in last_id:
         raise ApiError(400, "cursor: not a next_cursor of this list", fields={
             "cursor": ["Not a next_cursor of this list."]})
-    return last_id
+    return last_id, started
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -179,11 +212,33 @@ ATTRIBUTES = {"account": ("traits", "dimensions"), "user": ("traits", "dimension
               "event": ("properties", "properties")}
 
 
-def csv_export(collection: str, obj: str, query: sa.Select) -> Response:
-    """Every matching record, streamed in ID order, one column per catalog field."""
+def csv_export(collection: str, obj: str, query: sa.Select, names: list[str]) -> Response:
+    """Every matching record, streamed in ID order, one column per catalog field, then the
+    columns of each include."""
     columns = csv_columns(obj)
-    rows = ([get(row) for _, get in columns] for row in records(obj, query))
-    return csvexport.response(f"{collection}.csv", [header for header, _ in columns], rows)
+    extra = export.csv_columns(db.session, g.principal.workspace_id, obj, names) \
+        if obj != "event" else []
+    headers = [header for header, _ in columns] + [header for _, header, _ in extra]
+
+    def rows() -> Iterator[list[Any]]:
+        for chunk in record_chunks(obj, query):
+            if obj != "event":
+                chunk = _with_blocks(obj, chunk, names)
+            for row in chunk:
+                yield [get(row) for _, get in columns] + [
+                    cell(row["_included"][name]) for name, _, cell in extra]
+
+    return csvexport.response(f"{collection}.csv", headers, rows())
+
+
+def _with_blocks(obj: str, chunk: list[RowMapping], names: list[str]) -> list[dict[str, Any]]:
+    """The chunk's rows with `updated_at` as the latest change and their include values."""
+    ws, ids = g.principal.workspace_id, [row[ID_FIELD[obj]] for row in chunk]
+    changed = export.with_changes(chunk, obj, export.latest_changes(db.session, ws, obj, ids))
+    blocks = export.included(db.session, ws, obj, names, ids)
+    for row, entity in zip(changed, ids):
+        row["_included"] = {name: blocks[name][entity] for name in names}
+    return changed
 
 
 def csv_columns(obj: str) -> list[tuple[str, Callable[[RowMapping], Any]]]:
@@ -209,12 +264,13 @@ def csv_columns(obj: str) -> list[tuple[str, Callable[[RowMapping], Any]]]:
     return columns
 
 
-def records(obj: str, query: sa.Select) -> Iterator[RowMapping]:
-    """Every row of `query`, read EXPORT_CHUNK at a time in ID order (keyset, not offset)."""
+def record_chunks(obj: str, query: sa.Select) -> Iterator[list[RowMapping]]:
+    """Every row of `query`, EXPORT_CHUNK at a time in ID order (keyset, not offset)."""
     page = query
     while True:
         rows = db.session.execute(page.limit(EXPORT_CHUNK)).mappings().all()
-        yield from rows
+        if rows:
+            yield list(rows)
         if len(rows) < EXPORT_CHUNK:
             return
         page = after(obj, query, rows[-1][ID_FIELD[obj]])

@@ -122,7 +122,9 @@ class EventIn(Schema):
 
 class RecordTimes(Schema):
     created_at = UTCDateTime(metadata={"description": "When correlated first stored the record."})
-    updated_at = UTCDateTime(metadata={"description": "When a sync last changed the record."})
+    updated_at = UTCDateTime(metadata={
+        "description": "When a sync last changed the record; on the account and user lists, "
+                       "also when its metrics, signals (or scores) last changed."})
     archived_at = UTCDateTime(allow_none=True, metadata={
         "description": "When the record was removed (archived); null while it is live."})
 
@@ -172,18 +174,41 @@ class EventOut(Schema):
     properties = fields.Dict()
 
 
-class AccountPage(Schema):
-    data = fields.List(fields.Nested(AccountOut))
+INCLUDED = {
+    "metrics": "With include=metrics: the current metrics (active users or days, events in the "
+               "last 30 days and the 30 before, last seen).",
+    "signals": "With include=signals: the signals it is in now (id, name, category, "
+               "entered_at).",
+}
+
+
+class AccountListed(AccountOut):
+    metrics = fields.Dict(metadata={"description": INCLUDED["metrics"]})
+    signals = fields.List(fields.Dict(), metadata={"description": INCLUDED["signals"]})
+
+
+class UserListed(UserOut):
+    metrics = fields.Dict(metadata={"description": INCLUDED["metrics"]})
+    signals = fields.List(fields.Dict(), metadata={"description": INCLUDED["signals"]})
+
+
+class EventPage(Schema):
+    data = fields.List(fields.Nested(EventOut))
     next_cursor = fields.String(allow_none=True, metadata={
         "description": "Pass as ?cursor= for the next page; null on the last page."})
 
 
+class AccountPage(EventPage):
+    data = fields.List(fields.Nested(AccountListed))
+    next_updated_since = fields.String(metadata={
+        "format": "date-time",
+        "description": "Pass as ?updated_since= on the next incremental pull: a few minutes "
+                       "before this pull's first page, so no change in flight is missed (a "
+                       "record may come twice)."})
+
+
 class UserPage(AccountPage):
-    data = fields.List(fields.Nested(UserOut))
-
-
-class EventPage(AccountPage):
-    data = fields.List(fields.Nested(EventOut))
+    data = fields.List(fields.Nested(UserListed))
 
 
 class RejectionOut(Schema):
@@ -293,7 +318,14 @@ class ListQuery(Schema):
 
 
 class ProfileListQuery(ListQuery):
-    updated_since = Timestamp("Only records changed at or after this time (ISO 8601 or epoch).")
+    updated_since = Timestamp("Only records changed at or after this time (ISO 8601 or epoch): "
+                              "by a sync, or in their metrics, signals or scores.")
+    include = fields.String(
+        validate=validate.Regexp(r"^[a-z_, ]*$", error="comma-separated include names"),
+        metadata={"description": "Comma-separated blocks to add to each record: metrics, "
+                                 "signals (and scores where scores are enabled). In CSV: "
+                                 "`metrics.<name>` columns, and a `signals.<name>` column per "
+                                 "signal holding when the record entered it (empty: not in it)."})
     include_archived = fields.Boolean(load_default=False, metadata={
         "description": "Also list removed (archived) records."})
 
@@ -344,7 +376,8 @@ COLLECTIONS = {  # collection -> (object, ID field, input, output, page)
 }
 # Nested schemas first: apispec registers a nested schema itself when it meets it unnamed.
 SCHEMAS = [AccountIn, UserIn, EventIn, AccountOut, MetricsOut, AccountDetail, UserOut, EventOut,
-           AccountPage, UserPage, EventPage, RejectionOut, WriteResult, FieldOut, FieldList,
+           AccountListed, UserListed, AccountPage, UserPage, EventPage, RejectionOut, WriteResult,
+           FieldOut, FieldList,
            FieldIn, ErrorOut]
 RESPONSES = {
     "BadRequest": "The request is malformed: not JSON, an invalid parameter or mode.",

@@ -244,7 +244,8 @@ def test_another_workspace_sees_none_of_it(api, live_server, other_tenant, db):
         assert error_of(other.get(path), 404).startswith("no ")
         assert other.delete(path).status_code == 404
     for path in ("/accounts", "/users", "/events"):
-        assert other.get(path).json() == {"data": [], "next_cursor": None}
+        page = other.get(path).json()
+        assert (page["data"], page["next_cursor"]) == ([], None)
     assert api.get("/accounts/a1").status_code == 200
     assert api.get("/events/e1").status_code == 200
 
