@@ -18,10 +18,13 @@ from .workspaces import create_workspace, find_workspace, first_workspace
 
 
 def init_app(app: Flask) -> None:
+    from flask_migrate.cli import db as db_group
+
     from .alerts.cli import alerts
 
     for command in (serve, worker, workspace, keys, demo, refresh, alerts):
         app.cli.add_command(command)
+    db_group.add_command(export_views)  # `correlated db export-views`, beside Flask-Migrate's
 
 
 def _workspace_or_fail(name: str):
@@ -48,6 +51,51 @@ def refresh() -> None:
         started = time.perf_counter()
         ensure_fresh(db.session, ws_id)
         click.echo(f"{name}: fresh ({(time.perf_counter() - started) * 1000:.0f} ms)")
+
+
+# --- db export-views -----------------------------------------------------------------------
+
+@click.command("export-views")
+@click.option("--workspace", "workspace_name", default=None,
+              help="Also create (or re-register) a read-only role that sees this workspace.")
+@click.option("--role", default=None,
+              help="The role's name [default: correlated_export_<workspace>].")
+@click.option("--password", default=None,
+              help="Its password [default: generated for a new role, printed once; an existing "
+                   "role keeps its own].")
+@click.option("--schema", default="correlated_export", show_default=True)
+@click.option("--drop", is_flag=True,
+              help="Drop the views instead (before a `db upgrade` that changes what they read).")
+@with_appcontext
+def export_views(workspace_name: str | None, role: str | None, password: str | None,
+                 schema: str, drop: bool) -> None:
+    """PostgreSQL only: views for Hightouch and Census to read, and a read-only role."""
+    import re
+
+    from .protocols import export_views as views
+
+    try:
+        with db.engine.begin() as bind:
+            if drop:
+                views.drop_views(bind, schema)
+                click.echo(f"dropped schema {schema}")
+                return
+            made = views.create_views(bind, schema)
+            click.echo(f"schema {schema}: views {', '.join(made)}")
+            if workspace_name is None:
+                return
+            ws = _workspace_or_fail(workspace_name)
+            role = role or "correlated_export_" + re.sub(r"[^a-z0-9_]", "_", ws.name.lower())
+            secret = views.add_reader(bind, ws, role[:63], password, schema)
+    except views.NotPostgres as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    url = db.engine.url.set(username=role[:63], password=None, drivername="postgresql")
+    click.echo(f"role {role[:63]}: reads workspace {ws.name!r} only")
+    click.echo(f"  connect: {url.render_as_string(hide_password=False)}")
+    click.echo(f"  password: {secret} (shown only this once)" if secret and not password
+               else "  password: unchanged" if not password else "  password: as given")
 
 
 # --- worker ---------------------------------------------------------------------------------

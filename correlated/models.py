@@ -278,3 +278,13 @@ class WebhookConnection(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
     __table_args__ = (sa.Index("ix_webhook_connections_id", "id"),)
 
+
+
+class ExportReader(db.Model):
+    """A read-only PostgreSQL role of `correlated db export-views`: it sees the export views'
+    rows of this workspace only (the views filter on current_user through this table)."""
+
+    __tablename__ = "export_readers"
+    role_name: Mapped[str] = mapped_column(sa.String(63), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
