@@ -43,8 +43,14 @@ def setup(app, db, tenant, fresh_g):
     signal = signals.create(db.session, tenant.id, {
         "name": "Free plan", "conditions": [{"field": "plan", "op": "eq", "value": "free"}]})
     db.session.commit()
+    alerts = alerting(app, db, tenant)
+    from correlated.alerts.rules import create_rule
+
+    rule = create_rule(db.session, tenant.id, {"signal_id": signal.id,
+                                               "destination_id": alerts["dest"]})
+    db.session.commit()
     return client, token, {"conn": connection["id"], "key": spare.id, "signal": signal.id,
-                           **alerting(app, db, tenant)}
+                           "rule": rule.id, **alerts}
 
 
 def alerting(app, db, tenant) -> dict[str, str]:
@@ -90,6 +96,9 @@ FORMS = [
     ("dashboard.test_destination", "/settings/destinations/{dest}/test", {}),
     ("dashboard.rotate_destination_secret", "/settings/destinations/{dest}/rotate", {}),
     ("dashboard.resend_delivery", "/deliveries/{delivery}/resend", {}),
+    ("dashboard.create_signal_alert", "/signals/{signal}/alerts",
+     {"destination_id": "nope", "on": "enter", "cooldown_days": "1", "digest_threshold": "10"}),
+    ("dashboard.delete_signal_alert", "/signals/{signal}/alerts/{rule}/delete", {}),
     ("dashboard.delete_destination", "/settings/destinations/{dest}/delete", {}),
     ("dashboard.create_signal", "/signals/new",
      {"name": "Hacked", "conditions": '[{"field": "plan", "op": "eq", "value": "x"}]'}),
