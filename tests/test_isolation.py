@@ -309,6 +309,15 @@ PROBES = [
     member("dashboard.deliveries", "GET", "/deliveries?status=failed", (200,)),
     member("dashboard.resend_delivery", "POST", "/deliveries/msg_b-delivery/resend", NOT_FOUND,
            control=True),
+    member("dashboard.create_signal_alert", "POST", "/signals/{signal}/alerts", NOT_FOUND,
+           {"destination_id": "b-dest", "on": "enter", "cooldown_days": "1",
+            "digest_threshold": "10"}, control=True),
+    member("dashboard.delete_signal_alert", "POST",
+           "/signals/globex-signal-secret/alerts/b-rule/delete", NOT_FOUND, control=True),
+    # The export: B's signals and metrics never join A's records.
+    key("api.list_records", "GET",
+        "/api/v1/accounts?include=signals,metrics&updated_since=2000-01-01", (200,)),
+    key("api.list_records", "GET", "/api/v1/users?include=signals&format=csv", (200,)),
 ]
 
 
