@@ -65,12 +65,16 @@ LEFT JOIN LATERAL (
     SELECT array_agg(g.name ORDER BY g.name, g.id) AS names,
            array_agg(g.id ORDER BY g.name, g.id) AS ids,
            array_agg(DISTINCT g.category) AS categories
-    FROM signal_members sm JOIN signals g ON g.workspace_id = sm.workspace_id AND g.id = sm.signal_id
-    WHERE sm.workspace_id = a.workspace_id AND sm.entity_id = a.{key} AND g.object = '{obj}') s ON true
+    FROM signal_members sm
+    JOIN signals g ON g.workspace_id = sm.workspace_id AND g.id = sm.signal_id
+    WHERE sm.workspace_id = a.workspace_id AND sm.entity_id = a.{key}
+      AND g.object = '{obj}') s ON true
 LEFT JOIN LATERAL (
     SELECT max(tr.at) AS last_at
-    FROM signal_transitions tr JOIN signals g ON g.workspace_id = tr.workspace_id AND g.id = tr.signal_id
-    WHERE tr.workspace_id = a.workspace_id AND tr.entity_id = a.{key} AND g.object = '{obj}') t ON true
+    FROM signal_transitions tr
+    JOIN signals g ON g.workspace_id = tr.workspace_id AND g.id = tr.signal_id
+    WHERE tr.workspace_id = a.workspace_id AND tr.entity_id = a.{key}
+      AND g.object = '{obj}') t ON true
 """
 SIGNALS = """
 SELECT g.id AS signal_id, g.name, g.category, g.object, g.match, g.conditions, g.created_at,
