@@ -3,14 +3,14 @@ metrics, so that the export API's `updated_since=` sees metric changes (see prot
 export_readers: the read-only roles of `correlated db export-views` and their workspace
 
 Revision ID: 0004_exports
-Revises: 0003_signals
+Revises: 0004_segment
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0004_exports"
-down_revision = "0003_signals"
+down_revision = "0004_segment"
 branch_labels = None
 depends_on = None
 
