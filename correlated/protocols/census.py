@@ -1,9 +1,10 @@
 """Census Custom API: `POST /census/rpc`, JSON-RPC 2.0 with named params.
 
 Census maps columns to our field names itself, so `sync_batch` records go to the ingestion
-engine as they are, and every record gets a result. The key may come in the URL
-(`?census_authentication=`, as Census documents); observability.RedactSecrets keeps it out of
-request logs and the ingest log keeps only the body.
+engine as they are, and every record gets a result. The key comes from Census's Auth Token
+(`Authorization: Bearer`), or in the URL (`?census_authentication=`, as Census documents);
+observability.RedactSecrets keeps it out of request logs and the ingest log keeps only the body.
+A mirror sync sends `upsert` and `delete` batches; `delete` removes as Hightouch's `remove` does.
 """
 from __future__ import annotations
 
