@@ -1,6 +1,7 @@
 """Warehouse timestamp renderings and the future limit on every surface, over real HTTP: the REST
 API, Hightouch's Custom Destination and Census's Custom API (real JSON-RPC client), the quick
-webhook, a webhook connection and the Segment-spec API, on SQLite and PostgreSQL."""
+webhook, a webhook connection, the Segment-spec API and its forwarder endpoint, on SQLite and
+PostgreSQL."""
 from __future__ import annotations
 
 import base64
@@ -121,3 +122,16 @@ def test_segment_spec_api(live_server, db, tenant, far_field):
     assert reason.startswith("track: timestamp: 2099-01-01T") and \
         reason.endswith("is more than 24 hours in the future (the limit is "
                         "CORRELATED_MAX_FUTURE_HOURS)")
+
+
+def test_segment_and_rudderstack_forwarders(live_server, db, tenant):
+    """/v1/webhook takes forwarded timestamps as already corrected: a far one is refused."""
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{tenant.key}:".encode()).decode()}
+    forwarded = [{"type": "track", "userId": "u1", "event": "Signed In", "messageId": "fw-ok",
+                  "timestamp": "2024-01-15T10:32:00.000Z"},
+                 {"type": "track", "userId": "u1", "event": "Signed In", "messageId": "fw-far",
+                  "timestamp": FAR}]
+    requests.post(f"{live_server}/v1/webhook", json=forwarded, headers=headers, timeout=30)
+    assert stored(db, tenant.workspace) == {"fw-ok": WHEN}
+    (reason,) = logged_reasons(db, tenant.workspace)
+    assert reason.endswith(TOO_FAR)
