@@ -14,6 +14,9 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     ("SECRET_KEY", "CORRELATED_SECRET_KEY", None, str),
     ("MAX_ROWS_PER_REQUEST", "CORRELATED_MAX_ROWS", 1000, int),
     ("MAX_CONTENT_LENGTH", "CORRELATED_MAX_BODY_BYTES", 4 * 1024 * 1024, int),
+    # an event timestamp further ahead than this is refused (a clock or unit mistake); the
+    # engine reads it itself, from the environment, so every surface holds the same limit
+    ("MAX_FUTURE_HOURS", "CORRELATED_MAX_FUTURE_HOURS", 24.0, float),
     ("REDIS_URL", "CORRELATED_REDIS_URL", None, str),
     ("RATE_LIMIT", "CORRELATED_RATE_LIMIT", "6000 per minute", str),
     ("LOGIN_RATE_LIMIT", "CORRELATED_LOGIN_RATE_LIMIT", "10 per minute", str),
@@ -63,7 +66,7 @@ def _value(var: str, default: Any, kind: type, environ: os._Environ | dict) -> A
 
 
 def setting(key: str, environ: os._Environ | dict | None = None) -> Any:
-    """One setting, for code that runs before any app exists (gunicorn's master process)."""
+    """One setting, for code that runs without an app (gunicorn's master, the ingest engine)."""
     _key, var, default, kind = next(s for s in SETTINGS if s[0] == key)
     return _value(var, default, kind, os.environ if environ is None else environ)
 

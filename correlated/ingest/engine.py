@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
 import orjson
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, scoped_session
 
-from .. import database
+from .. import config, database
 from ..models import Workspace
 from ..vocabulary import EVENT_NAME_MAX, ID_FIELD, OBJECTS, OPERATIONS, TEXT_MAX
 from . import fields, writes
@@ -172,10 +172,12 @@ def _validate(batch: Batch, catalog: dict, new_fields: dict[str, str], create_fi
                           else {key: key for key in fields.CORE[batch.object]})
     catalog = {k: (f.key, f.type) for k, f in catalog.items()}  # plain tuples: read per value
     by_id: dict[str, Record] = {}
+    latest = latest_event_time() if batch.object == "event" and batch.operation != "remove" \
+        else None
     for index, row in enumerate(batch.rows):
         try:
             record = _record(batch.position(index), row, batch, aliases, catalog, new_fields,
-                             create_fields, options)
+                             create_fields, options, latest)
         except RowError as exc:
             result.rejected.append(Rejection(batch.position(index), exc.row_id, str(exc)))
             continue
@@ -191,8 +193,29 @@ def _validate(batch: Batch, catalog: dict, new_fields: dict[str, str], create_fi
     return sorted(by_id.values(), key=lambda r: r.id)  # one lock order for every writer
 
 
+def latest_event_time() -> datetime:
+    """The latest event time accepted now: CORRELATED_MAX_FUTURE_HOURS ahead of the clock."""
+    hours = config.setting("MAX_FUTURE_HOURS")
+    return datetime.now(timezone.utc) + timedelta(hours=hours)
+
+
+def _not_ahead(core: dict[str, Any], latest: datetime, reasons: list[str]) -> None:
+    """An event far in the future is a clock or unit mistake; stored, it would read "last seen
+    just now" for years."""
+    moment = core.get("timestamp")
+    if moment is None:
+        return
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment > latest:
+        hours = config.setting("MAX_FUTURE_HOURS")
+        reasons.append(f"timestamp: {moment.isoformat()} is more than {hours:g} hours in the "
+                       "future (the limit is CORRELATED_MAX_FUTURE_HOURS)")
+
+
 def _record(index: int, row: Any, batch: Batch, aliases: dict[str, str], catalog: dict,
-            new_fields: dict[str, str], create_fields: bool, options: Options) -> Record:
+            new_fields: dict[str, str], create_fields: bool, options: Options,
+            latest: datetime | None = None) -> Record:
     if not isinstance(row, dict):
         raise RowError([f"row: expected a JSON object, got {fields.describe(row)}"])
     obj, operation = batch.object, batch.operation
@@ -202,6 +225,8 @@ def _record(index: int, row: Any, batch: Batch, aliases: dict[str, str], catalog
     core, rest, reasons = _split(nest(row), aliases)
     _defaults(obj, core, options)
     row_id = _core_values(obj, operation, core, reasons)
+    if latest is not None:
+        _not_ahead(core, latest, reasons)
     if operation != "remove":
         _required(obj, operation, core, reasons, options)
     attrs = {} if operation == "remove" else _attributes(rest, catalog, new_fields,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from .. import database
 from ..models import Field
 from ..vocabulary import ID_FIELD
+# One Invalid for every value check, and the one timestamp parser (re-exported from here).
+from .timestamps import Invalid, describe, looks_like_datetime, parse_timestamp, unwrap
 
 TYPES = ("STRING", "NUMBER", "BOOLEAN", "DATE", "DATETIME", "EMAIL", "OBJECT", "ARRAY", "ENUM")
 
@@ -88,11 +90,6 @@ INT64 = 2**63
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f]")
-DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
-
-
-class Invalid(ValueError):
-    """A value that does not fit; the message is what the person who sent it should fix."""
 
 
 def alias_map(obj: str) -> dict[str, str]:
@@ -134,6 +131,9 @@ def label_for(key: str) -> str:
 
 def infer_type(value: Any) -> str:
     """The type a new custom field gets from its first non-null value."""
+    inner = unwrap(value)
+    if inner is not value and (DATE_RE.match(inner.strip()) or looks_like_datetime(inner)):
+        value = inner  # BigQuery's wrapped DATE / TIMESTAMP: a date or time, not an object
     if isinstance(value, bool):
         return "BOOLEAN"
     if isinstance(value, (int, float)):
@@ -147,60 +147,9 @@ def infer_type(value: Any) -> str:
         return "EMAIL"
     if DATE_RE.match(text):
         return "DATE"
-    if DATETIME_RE.match(text):
+    if looks_like_datetime(text):
         return "DATETIME"
     return "STRING"
-
-
-def describe(value: Any) -> str:
-    """A short, safe rendering of a value for an error message."""
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "...'"
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """ISO 8601 (naive means UTC) or epoch seconds/milliseconds -> aware UTC datetime."""
-    if isinstance(value, bool) or value is None:
-        raise Invalid(f"expected ISO 8601 or epoch seconds/milliseconds, got {describe(value)}")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and _is_number(value)):
-        number = float(value)
-        if not math.isfinite(number):
-            raise Invalid(f"expected ISO 8601 or epoch seconds/milliseconds, got {describe(value)}")
-        if abs(number) >= 1e11:  # milliseconds: 1e11 seconds is the year 5138
-            number /= 1000.0
-        try:
-            return datetime.fromtimestamp(number, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            raise Invalid(f"epoch value out of range: {describe(value)}") from None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise Invalid(
-                f"expected ISO 8601 or epoch seconds/milliseconds, got {describe(value)}"
-            ) from None
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=timezone.utc)
-        try:
-            return parsed.astimezone(timezone.utc)
-        except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
-            raise Invalid(f"out of range once converted to UTC: {describe(value)}") from None
-    raise Invalid(f"expected ISO 8601 or epoch seconds/milliseconds, got {describe(value)}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def to_identifier(value: Any) -> str:
@@ -279,6 +228,7 @@ def _to_boolean(value: Any) -> bool:
 
 
 def _to_date(value: Any) -> str:
+    value = unwrap(value)
     if isinstance(value, str) and DATE_RE.match(value.strip()):
         try:
             return date.fromisoformat(value.strip()).isoformat()

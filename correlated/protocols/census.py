@@ -1,22 +1,23 @@
 """Census Custom API: `POST /census/rpc`, JSON-RPC 2.0 with named params.
 
 Census maps columns to our field names itself, so `sync_batch` records go to the ingestion
-engine as they are, and every record gets a result. The key may come in the URL
-(`?census_authentication=`, as Census documents); observability.RedactSecrets keeps it out of
-request logs and the ingest log keeps only the body.
+engine as they are, and every record gets a result. The key comes from Census's Auth Token
+(`Authorization: Bearer`), or in the URL (`?census_authentication=`, as Census documents);
+observability.RedactSecrets keeps it out of request logs and the ingest log keeps only the body.
+A mirror sync sends `upsert` and `delete` batches; `delete` removes as Hightouch's `remove` does.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from ..auth import require_key
 from ..errors import InvalidInput
 from ..extensions import db
 from ..ingest import fields
-from ..ingest.contract import Batch, Submission, refusal
+from ..ingest.contract import Batch, Options, Submission, refusal
 from ..ingest.engine import submit
 from ..models import Workspace
 from ..vocabulary import ID_FIELD, MODES
@@ -28,6 +29,18 @@ bp = Blueprint("census", __name__)
 rpc = Dispatcher(recover=lambda: db.session.rollback())
 
 QUERY_KEY = "census_authentication"
+# What a sync may choose, per object: ours plus Census's `mirror`, which then sends `upsert`
+# batches for rows added or changed and `delete` batches for rows gone from the source.
+OFFERED = {obj: (*modes, "mirror") for obj, modes in MODES.items()}
+# A batch's operation -> the engine's. Events are immutable: a mirror's upsert inserts them (a
+# resend is stored once). `delete` removes as Hightouch's remove does: accounts and users are
+# archived (or deleted, with `remove_action=delete` in the URL), events deleted by event_id.
+BATCH_OPERATIONS = {
+    "account": {"upsert": "upsert", "update": "update", "mirror": "upsert", "delete": "remove"},
+    "user": {"upsert": "upsert", "update": "update", "mirror": "upsert", "delete": "remove"},
+    "event": {"insert": "insert", "upsert": "insert", "mirror": "insert", "delete": "remove"},
+}
+REMOVE_ACTIONS = ("archive", "delete")
 CENSUS_TYPES = {"STRING": "string", "ENUM": "string", "EMAIL": "string", "NUMBER": "float",
                 "BOOLEAN": "boolean", "DATE": "date", "DATETIME": "date_time"}
 # Measured on 2 cores, gunicorn -w 2: 500-record batches store 10,000-20,000 records/s on SQLite
@@ -91,8 +104,8 @@ def _field(obj: str, f: Any) -> dict[str, Any] | None:
 
 @rpc.method
 def supported_operations(ws: Workspace, object: Any) -> dict[str, Any]:
-    """Upsert and update for accounts and users; insert for events."""
-    return {"operations": list(MODES[_object(object)])}
+    """Upsert, update and mirror for accounts and users; insert and mirror for events."""
+    return {"operations": list(OFFERED[_object(object)])}
 
 
 @rpc.method
@@ -111,13 +124,16 @@ def sync_batch(ws: Workspace, sync_plan: Any, records: Any) -> dict[str, Any]:
     try:
         check_rows(records, "records")
         obj, operation, key = _plan(sync_plan)
+        options = Options(remove_action=_remove_action())
     except (RpcError, InvalidInput) as exc:
         error = translate(exc)  # logged too: the dashboard shows it with the sync's other calls
         plan = sync_plan if isinstance(sync_plan, dict) else {}
         submit(db.session, ws, refusal("census", _object_name(plan.get("object")),
                                        plan.get("operation"), records, error.message))
         raise error from None
-    outcome = submit(db.session, ws, Submission("census", [Batch(obj, operation, records)]))
+    rows = [_removal(r, obj) for r in records] if operation == "remove" else records
+    outcome = submit(db.session, ws, Submission("census", [Batch(obj, operation, rows)],
+                                                payload=records, options=options))
     if outcome.error:
         raise database_fault(outcome.error)
     reasons = {r.index: r.reason for r in outcome.rejected}
@@ -133,16 +149,35 @@ def _record_result(record: Any, key: str, reason: str | None) -> dict[str, Any]:
 
 
 def _plan(sync_plan: Any) -> tuple[str, str, str]:
-    """(object, operation, identifier field) of a sync plan."""
+    """(object, the engine's operation, identifier field) of a sync plan."""
     if not isinstance(sync_plan, dict):
         raise InvalidInput("sync_plan: expected an object")
     plan = sync_plan
     obj = _object(plan.get("object"))
     operation = plan.get("operation")
-    if operation not in MODES[obj]:
-        raise InvalidInput(f"sync_plan.operation: {obj} supports "
-                             f"{', '.join(MODES[obj])}; got {fields.describe(operation)}")
-    return obj, operation, _identifier(plan.get("schema"), obj)
+    allowed = BATCH_OPERATIONS[obj]
+    if not isinstance(operation, str) or operation not in allowed:
+        raise InvalidInput(f"sync_plan.operation: {obj} batches may be "
+                           f"{', '.join(allowed)}; got {fields.describe(operation)}")
+    return obj, allowed[operation], _identifier(plan.get("schema"), obj)
+
+
+def _remove_action() -> str:
+    """What a `delete` batch does to accounts and users: the connection URL may say
+    `remove_action=delete`; archiving (restored when the record comes back) is the default."""
+    action = request.args.get("remove_action", "archive")
+    if action not in REMOVE_ACTIONS:
+        raise InvalidInput(f"remove_action (in the URL): expected archive or delete; got "
+                           f"{fields.describe(action)}")
+    return action
+
+
+def _removal(record: Any, obj: str) -> Any:
+    """Only the ID of a record to remove, so its other values cannot reject the removal."""
+    if not isinstance(record, dict):
+        return record  # the engine rejects it with a reason
+    key = ID_FIELD[obj]
+    return {key: record[key]} if key in record else {}
 
 
 def _identifier(schema: Any, obj: str) -> str:

@@ -100,7 +100,12 @@ def validate(ws: Workspace, configuration: Any) -> dict[str, Any]:
 
 @rpc.method
 def behavior(ws: Workspace, configuration: Any = None) -> dict[str, Any]:
-    """Batch size and which operations Hightouch should send for this object and mode."""
+    """Batch size and which operations Hightouch should send for this object and mode.
+
+    The spec's call has no body: then the sync is unknown, so every operation some sync uses is
+    asked for, and each add/change/remove applies the configuration it comes with (rows of an
+    operation that configuration does not allow are rejected with the reason, nothing changes).
+    """
     if configuration is None:
         return {"batchSize": DEFAULT_BATCH_SIZE, "skipInitialRun": False,
                 "operations": {"add": True, "change": True, "remove": True}}
@@ -141,6 +146,11 @@ def _sync(ws: Workspace, method: str, id_column: Any, configuration: Any,
                                        error.message))
         raise error from None
     operation = "remove" if method == "remove" else config.mode
+    refused = config.not_allowed(method)
+    if refused is not None:  # what `behavior` answers for this configuration, enforced
+        submit(db.session, ws, refusal("hightouch", config.object, operation, rows, refused))
+        return {"rejectedRows": [{"id": _row_id(row, id_column), "reason": refused}
+                                 for row in rows]}
     mapped = [sc.map_row(row, config.mappings_for(operation)) for row in rows]
     outcome = submit(db.session, ws, Submission(
         "hightouch", [Batch(config.object, operation, mapped)], payload=rows,

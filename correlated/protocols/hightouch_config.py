@@ -125,6 +125,21 @@ class SyncConfig:
         # Update mode never creates nor removes records another sync may own.
         return {"add": True, "change": True, "remove": self.mode == "upsert"}
 
+    def not_allowed(self, method: str) -> str | None:
+        """Why this sync's configuration does not allow `method` (add, change or remove), or
+        None when it does: the rule `operations` tells Hightouch, held on every call."""
+        if self.operations()[method]:
+            return None
+        if self.object == "event" and method == "change":
+            return ("not changed: events are immutable once stored, so a changed row is not "
+                    "applied")
+        if self.object == "event":
+            return ("not removed: this sync keeps events that leave the model; turn on 'Delete "
+                    "events that leave the model' to delete them")
+        plural = sc.OBJECTS[self.object][0].lower() + "s"
+        return (f"not removed: Update syncs never archive or delete {plural} (another sync may "
+                f"own them); use an Upsert sync to remove {plural} that leave the model")
+
     def mappings_for(self, operation: str) -> list[sc.Mapping]:
         """The mappings a call uses; removing reads only the fields a removal needs (the ID),
         so other values cannot reject the row."""

@@ -108,8 +108,9 @@ class EventIn(Schema):
     event = text("Event name (aliases: event_name, event_type, action).", required=True,
                  validate=validate.Length(min=1, max=EVENT_NAME_MAX))
     timestamp = fields.Raw(required=True, metadata={
-        "description": "ISO 8601 (naive means UTC) or epoch seconds/milliseconds (aliases: time, "
-                       "ts, occurred_at, ...).",
+        "description": "ISO 8601 (naive means UTC), a warehouse rendering (docs/ingest.md) or "
+                       "epoch seconds/milliseconds, at most CORRELATED_MAX_FUTURE_HOURS ahead "
+                       "(aliases: time, ts, occurred_at, ...).",
         "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]})
     user_id = identifier("Who did it (required unless the event is removed).", required=True)
     account_id = identifier("The account; when absent the user's account is used.",

@@ -40,7 +40,8 @@ DESCRIPTIONS = {
     "user_id": "Your stable ID for the user; use the same one in every sync.",
     "email": "The user's email address.",
     "event": "What happened, e.g. 'Report Created'. Becomes a metric.",
-    "timestamp": "When it happened (ISO 8601 or epoch seconds/milliseconds).",
+    "timestamp": "When it happened: ISO 8601, your warehouse's rendering (Snowflake, BigQuery, "
+                 "Redshift, PostgreSQL) or epoch seconds/milliseconds.",
     "event_id": "A unique ID for the event; without one, identical rows are stored once.",
 }
 

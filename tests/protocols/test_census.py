@@ -69,8 +69,8 @@ def test_objects_fields_operations_and_speed(census, db, tenant):
             if f["identifier"]][0]["field_api_name"] == "event_id"
     ops = {obj: census.call("supported_operations", object={"object_api_name": obj})["operations"]
            for obj in ("account", "user", "event")}
-    assert ops == {"account": ["upsert", "update"], "user": ["upsert", "update"],
-                   "event": ["insert"]}
+    assert ops == {"account": ["upsert", "update", "mirror"],
+                   "user": ["upsert", "update", "mirror"], "event": ["insert", "mirror"]}
     speed = census.call("get_sync_speed", sync_plan=plan("account", "upsert", "account_id"))
     assert speed == {"maximum_batch_size": 500, "maximum_parallel_batches": 4,
                      "maximum_records_per_second": speed["maximum_records_per_second"]}
@@ -111,15 +111,16 @@ def test_account_batches_report_every_record(census, db, tenant):
     assert (a1.name, a1.traits["plan"]) == ("Acme", "enterprise")
     assert fresh(db, Account, tenant, "ghost") is None
     with pytest.raises(RpcFailed) as failed:
-        census.call("sync_batch", sync_plan=plan("account", "mirror", "account_id"),
+        census.call("sync_batch", sync_plan=plan("account", "merge", "account_id"),
                     records=[{"account_id": "a1"}])
-    assert failed.value.error.code == -32602 and "upsert, update" in failed.value.error.message
+    assert failed.value.error.code == -32602
+    assert "upsert, update, mirror, delete; got 'merge'" in failed.value.error.message
     db.session.rollback()
     log = db.session.scalars(sa.select(IngestLog).order_by(IngestLog.received_at)).all()
     assert [(e.protocol, e.operation, e.rows_received, e.rows_rejected) for e in log] == [
         ("census", "upsert", 4, 2), ("census", "update", 2, 1), ("census", None, 1, 1)]
     assert log[0].payload == records
-    assert "mirror" in log[2].error and log[2].object == "account"
+    assert "merge" in log[2].error and log[2].object == "account"
 
 
 def test_user_batches_matched_on_email(census, db, tenant):
@@ -184,3 +185,113 @@ def test_the_url_key_never_reaches_the_request_log(live_server, tenant, caplog):
     assert any("census_authentication=[redacted]" in line for line in lines)
     assert not any(tenant.key[:-2] in line for line in lines)
 
+
+
+# --- the Auth Token, mirror and delete, with the bodies of Census's Custom API documentation ----
+
+def documented_plan(obj, operation, identifier, other):
+    """`sync_plan` shaped as the documentation's sync_batch request (sync_run_id, sync_id, a
+    schema entry per mapped field, the active identifier among them)."""
+    def entry(name, active):
+        return {"active_identifier": active, "field": {
+            "field_api_name": name, "label": name.title(), "identifier": active,
+            "required": active, "createable": True, "updateable": not active,
+            "type": "string", "array": False}}
+    schema = {identifier: entry(identifier, True), **{name: entry(name, False) for name in other}}
+    return {"object": {"object_api_name": obj, "label": obj.title()}, "operation": operation,
+            "sync_run_id": 602, "sync_id": 309, "schema": schema}
+
+
+def sync_batch(url, key, sync_plan, records, request_id="5da3749ace39c7d47791dcf3b10f9842"):
+    """POST the documented envelope with the Auth Token header Census sends."""
+    body = {"jsonrpc": "2.0", "method": "sync_batch", "id": request_id,
+            "params": {"sync_plan": sync_plan, "records": records}}
+    response = requests.post(url, json=body, timeout=30, headers={
+        "Authorization": f"Bearer {key}", "User-Agent": "Census https://www.getcensus.com"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["id"] == request_id, answer
+    return answer["result"]["record_results"]
+
+
+def test_the_auth_token_is_sent_as_a_bearer_header(live_server, tenant):
+    """The documentation's test_connection request, byte for byte, with the Auth Token."""
+    body = (b'{"jsonrpc":"2.0","method":"test_connection","params":{},'
+            b'"id":"d33ded2672b7877ff833c317892d748c"}')
+    response = requests.post(f"{live_server}/census/rpc", data=body, timeout=10, headers={
+        "Content-Type": "application/json", "User-Agent": "Census https://www.getcensus.com",
+        "Authorization": f"Bearer {tenant.key}"})
+    assert response.json() == {"jsonrpc": "2.0", "id": "d33ded2672b7877ff833c317892d748c",
+                               "result": {"success": True}}
+    wrong = requests.post(f"{live_server}/census/rpc", data=body, timeout=10, headers={
+        "Content-Type": "application/json", "Authorization": "Bearer cor_wrong"})
+    assert wrong.status_code == 401
+
+
+def test_a_mirror_sync_upserts_then_archives_what_left_the_model(live_server, census, db,
+                                                                  tenant):
+    url = f"{live_server}/census/rpc"
+    assert "mirror" in census.call("supported_operations", object={
+        "object_api_name": "account", "label": "Account"})["operations"]
+    upsert = documented_plan("account", "upsert", "account_id", ["name", "plan"])
+    records = [{"account_id": "a1", "name": "Acme", "plan": "pro"},
+               {"account_id": "a2", "name": "Globex", "plan": "free"},
+               {"account_id": "a3", "name": "Initech"}]
+    assert all(r["success"] for r in sync_batch(url, tenant.key, upsert, records))
+    delete = documented_plan("account", "delete", "account_id", ["name", "plan"])
+    results = sync_batch(url, tenant.key, delete, [
+        {"account_id": "a1", "name": "Acme", "plan": "no longer a plan"},  # only the ID is read
+        {"account_id": "never-seen"}, {"name": "no id"}])
+    assert results == [{"identifier": "a1", "success": True},
+                       {"identifier": "never-seen", "success": True},
+                       {"identifier": None, "success": False,
+                        "error_message": "account_id: required"}]
+    a1 = fresh(db, Account, tenant, "a1")
+    assert a1.archived_at is not None and a1.traits == {"plan": "pro"}  # archived, kept
+    assert fresh(db, Account, tenant, "a2").archived_at is None
+    # The row comes back into the model: the next upsert batch restores it.
+    assert sync_batch(url, tenant.key, upsert, records[:1])[0]["success"]
+    assert fresh(db, Account, tenant, "a1").archived_at is None
+    # remove_action=delete in the connection URL deletes for good.
+    assert sync_batch(f"{url}?remove_action=delete", tenant.key, delete,
+                      [{"account_id": "a2"}]) == [{"identifier": "a2", "success": True}]
+    assert fresh(db, Account, tenant, "a2") is None
+    log = db.session.scalars(sa.select(IngestLog).order_by(IngestLog.received_at)).all()
+    assert [(e.operation, e.rows_received, e.rows_rejected) for e in log] == [
+        ("upsert", 3, 0), ("remove", 3, 1), ("upsert", 1, 0), ("remove", 1, 0)]
+    assert log[1].payload[0]["plan"] == "no longer a plan"  # what Census sent, as sent
+    with pytest.raises(RpcFailed) as failed:
+        Client(f"{url}?remove_action=shred", tenant.key).call(
+            "sync_batch", sync_plan=delete, records=[{"account_id": "a3"}])
+    assert "remove_action (in the URL): expected archive or delete" in failed.value.error.message
+    assert fresh(db, Account, tenant, "a3").archived_at is None
+
+
+def test_user_and_event_mirrors_remove_by_their_ids(live_server, db, tenant):
+    url = f"{live_server}/census/rpc"
+    users = documented_plan("user", "upsert", "user_id", ["email"])
+    assert all(r["success"] for r in sync_batch(url, tenant.key, users, [
+        {"user_id": "u1", "email": "ada@acme.io"}, {"user_id": "u2", "email": "bob@acme.io"}]))
+    gone = sync_batch(url, tenant.key, documented_plan("user", "delete", "user_id", ["email"]),
+                      [{"user_id": "u1", "email": "not even an email"}])
+    assert gone == [{"identifier": "u1", "success": True}]
+    assert fresh(db, User, tenant, "u1").archived_at is not None
+    assert fresh(db, User, tenant, "u2").archived_at is None
+
+    # A mirror sync of events: its upsert batches insert (events are immutable, a resend is
+    # stored once), its delete batches delete by event_id.
+    assert "mirror" in Client(url, tenant.key).call(
+        "supported_operations", object={"object_api_name": "event"})["operations"]
+    events = documented_plan("event", "upsert", "event_id", ["event", "timestamp", "user_id"])
+    rows = [{"event_id": "e1", "event": "Signed In", "timestamp": "2026-05-01T10:00:00Z",
+             "user_id": "u2"},
+            {"event_id": "e2", "event": "Signed In", "timestamp": "2026-05-02T10:00:00Z",
+             "user_id": "u2"}]
+    assert all(r["success"] for r in sync_batch(url, tenant.key, events, rows + rows[:1]))
+    db.session.rollback()
+    assert sorted(db.session.scalars(sa.select(Event.event_id))) == ["e1", "e2"]
+    delete = documented_plan("event", "delete", "event_id", ["event", "timestamp", "user_id"])
+    assert sync_batch(url, tenant.key, delete, [{"event_id": "e1"}]) == [
+        {"identifier": "e1", "success": True}]
+    db.session.rollback()
+    assert list(db.session.scalars(sa.select(Event.event_id))) == ["e2"]

@@ -341,3 +341,78 @@ def test_several_data_calls_in_one_batch_request(ht, db, tenant):
     assert fresh(db, Account, tenant, "a1").name == "Acme"
     assert fresh(db, User, tenant, "u1").account_id == "a1"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(IngestLog)) == 2
+
+
+# --- each call applies the configuration it is sent (what behavior answers for it) ------------
+
+def test_behavior_called_as_the_spec_shows_has_no_body(ht):
+    """The spec: "behavior has no request body"; the sync is unknown then, so every operation
+    some sync uses is asked for, and each data call applies its own configuration."""
+    response = ht.post({"jsonrpc": "2.0", "method": "behavior", "id": "b1"})
+    assert response.json() == {"jsonrpc": "2.0", "id": "b1", "result": {
+        "batchSize": 100, "operations": {"add": True, "change": True, "remove": True},
+        "skipInitialRun": False}}
+
+
+def test_remove_on_an_event_sync_keeping_removed_events_deletes_nothing(ht, db, tenant):
+    keep = {**EVENTS, "deleteRemovedEvents": False}
+    assert ht.call("behavior", configuration=keep)["operations"]["remove"] is False
+    rows = [{"event_key": "e1", "happened_at": "2026-05-01T10:00:00Z", "who": "u1"},
+            {"event_key": "e2", "happened_at": "2026-05-01T11:00:00Z", "who": "u1"}]
+    assert ht.call("add", idColumn="event_key", configuration=keep, rows=rows) == {
+        "rejectedRows": []}
+    result = ht.call("remove", idColumn="event_key", configuration=keep, rows=rows)
+    reason = ("not removed: this sync keeps events that leave the model; turn on 'Delete events "
+              "that leave the model' to delete them")
+    assert result == {"rejectedRows": [{"id": "e1", "reason": reason},
+                                       {"id": "e2", "reason": reason}]}
+    db.session.rollback()
+    assert sorted(db.session.scalars(sa.select(Event.event_id))) == ["e1", "e2"]
+    log = db.session.scalars(sa.select(IngestLog).order_by(IngestLog.received_at.desc())).first()
+    assert (log.object, log.operation, log.rows_received, log.rows_rejected) == \
+        ("event", "remove", 2, 2)
+    assert log.error == reason and log.payload == rows  # the dashboard shows why
+    # The same rows with deletion on: deleted.
+    assert ht.call("remove", idColumn="event_key", configuration=EVENTS, rows=rows[:1]) == {
+        "rejectedRows": []}
+    db.session.rollback()
+    assert list(db.session.scalars(sa.select(Event.event_id))) == ["e2"]
+
+
+def test_change_on_an_event_sync_changes_nothing(ht, db, tenant):
+    ht.call("add", idColumn="event_key", configuration=EVENTS,
+            rows=[{"event_key": "e1", "happened_at": "2026-05-01T10:00:00Z", "who": "u1"}])
+    result = ht.call("change", idColumn="event_key", configuration=EVENTS, rows=[
+        {"event_key": "e1", "happened_at": "2026-05-01T10:00:00Z", "who": "u9"},
+        {"event_key": "e7", "happened_at": "2026-05-01T12:00:00Z", "who": "u1"}])
+    reason = "not changed: events are immutable once stored, so a changed row is not applied"
+    assert result == {"rejectedRows": [{"id": "e1", "reason": reason},
+                                       {"id": "e7", "reason": reason}]}
+    db.session.rollback()
+    assert [(e.event_id, e.user_id) for e in db.session.scalars(sa.select(Event))] == [
+        ("e1", "u1")]
+
+
+def test_remove_on_an_update_mode_user_sync_archives_nobody(ht, db, tenant):
+    ht.call("add", idColumn="user_email", configuration=USERS,
+            rows=[{"user_email": "ada@acme.io", "uid": "u1", "org": "a1"}])
+    update = {**USERS, "mode": "update", "removeAction": "delete"}
+    assert ht.call("behavior", configuration=update)["operations"]["remove"] is False
+    result = ht.call("remove", idColumn="user_email", configuration=update,
+                     rows=[{"user_email": "ada@acme.io", "uid": "u1"}])
+    assert result == {"rejectedRows": [{"id": "ada@acme.io", "reason": (
+        "not removed: Update syncs never archive or delete users (another sync may own them); "
+        "use an Upsert sync to remove users that leave the model")}]}
+    u1 = fresh(db, User, tenant, "u1")
+    assert u1 is not None and u1.archived_at is None
+    # Update-mode account syncs likewise; an upsert sync archives.
+    ht.call("add", idColumn="ACCOUNT_ID", configuration=ACCOUNTS,
+            rows=[{"ACCOUNT_ID": "a1", "COMPANY": "Acme"}])
+    refused = ht.call("remove", idColumn="ACCOUNT_ID", rows=[{"ACCOUNT_ID": "a1"}],
+                      configuration={**ACCOUNTS, "mode": "update"})
+    assert refused["rejectedRows"][0]["reason"].startswith(
+        "not removed: Update syncs never archive or delete accounts")
+    assert fresh(db, Account, tenant, "a1").archived_at is None
+    assert ht.call("remove", idColumn="ACCOUNT_ID", rows=[{"ACCOUNT_ID": "a1"}],
+                   configuration=ACCOUNTS) == {"rejectedRows": []}
+    assert fresh(db, Account, tenant, "a1").archived_at is not None

@@ -86,7 +86,7 @@ def test_missing_or_malformed_params_are_32602(rpc, endpoint):
     else:
         calls = [("list_fields", {}), ("list_fields", {"object": {"object_api_name": "invoice"}}),
                  ("sync_batch", {"records": []}),
-                 ("sync_batch", {"sync_plan": {"object": "account", "operation": "mirror"},
+                 ("sync_batch", {"sync_plan": {"object": "account", "operation": "merge"},
                                  "records": []}),
                  ("sync_batch", {"sync_plan": {"object": "account", "operation": "upsert"},
                                  "records": {"account_id": "a1"}})]
