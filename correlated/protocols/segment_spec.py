@@ -62,7 +62,7 @@ def item_problem(message: Any, measure: bool) -> str | None:
     """Why a batch item is no message at all (so it is refused alone), or None; `measure`:
     check its size (only a body over 32 KB can hold a message over 32 KB)."""
     if not isinstance(message, dict):
-        return f"expected a message object, got {describe(message)}"
+        return f"object: expected a message object, got {describe(message)}"
     if message.get("type") not in TYPES:
         return f"type: expected one of {', '.join(TYPES)}; got {describe(message.get('type'))}"
     # ASCII-escaped as the SDKs measure it: its length is its size, even for a lone surrogate.

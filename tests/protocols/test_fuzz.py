@@ -182,8 +182,13 @@ def census_reasons(response, _db) -> list[tuple[int, str]]:
 
 
 def segment_reasons(response, db) -> list[tuple[int, str]]:
-    # "track: userId: required": the message type, then the field.
-    return [(i, reason.partition(": ")[2]) for i, reason in log_reasons(db, "segment")]
+    # "track: userId: required": the message type, then the field; an item that is no message
+    # at all is refused on its "type" ("type: expected one of ...").
+    reasons = []
+    for i, reason in log_reasons(db, "segment"):
+        kind, _, rest = reason.partition(": ")
+        reasons.append((i, rest if kind in SEGMENT_TYPES else reason))
+    return reasons
 
 
 def log_reasons(db, protocol: str) -> list[tuple[int, str]]:
@@ -222,6 +227,7 @@ USER_KEYS = ["user_id", "email", "email_address", "account_id", "first_name", "c
              "userid", "role"]
 EVENT_KEYS = ["event", "event_name", "timestamp", "time", "user_id", "account_id", "event_id",
               "insert_id", "plan", "amount"]
+SEGMENT_TYPES = {"identify", "group", "track", "page", "screen", "alias"}
 SEGMENT_KEYS = ["type", "userId", "anonymousId", "groupId", "event", "name", "properties",
                 "traits", "context", "timestamp", "sentAt", "messageId", "originalTimestamp"]
 
@@ -444,7 +450,7 @@ def odd_requests(surface: Surface) -> st.SearchStrategy:
                      st.tuples(st.just(data), zipped))
 
 
-LOCATION = re.compile(r"^(body|Content-Type|wrapper path|batch(\[\d+\])?(\.type)?|object|row|"
+LOCATION = re.compile(r"^(body|Content-Type|wrapper path|batch(\[\d+\])?(\.type)?|type|object|row|"
                       r"\"(jsonrpc|method|params|id)\"|(Parse|Invalid) (Error|Request|Params)|"
                       r"request body too large|too many rows)\b")
 

@@ -68,7 +68,7 @@ def test_a_batch_of_every_type_is_read_message_by_message(db, client, tenant):
                     "(correlated keeps activity of known users)"),
         (7, "d1", "type: expected one of identify, group, track, page, screen, alias; "
                   "got 'delete'"),
-        (8, None, "expected a message object, got 'not a message'"),
+        (8, None, "object: expected a message object, got 'not a message'"),
     ]
     log = one(db, IngestLog)
     # Rows: a group is two (the account, the user's link), an alias none.

@@ -363,8 +363,8 @@ def test_items_that_are_no_message_are_refused_alone_and_the_batch_stored(db, cl
     assert [(r["index"], r["id"], r["reason"]) for r in log.rejected_sample] == [
         (1, "p1", "type: expected one of identify, group, track, page, screen, alias; "
                   "got 'purchase'"),
-        (2, None, "expected a message object, got 'track'"),
-        (3, None, "expected a message object, got None"),
+        (2, None, "object: expected a message object, got 'track'"),
+        (3, None, "object: expected a message object, got None"),
         (4, "big", "message of 32,769 bytes; a message may be at most 32,768 bytes"),
     ]
 
