@@ -28,7 +28,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from correlated import MIGRATIONS, ROOT, create_app, database, worker
+from correlated import MIGRATIONS, ROOT, create_app, worker
 from correlated.extensions import db
 from correlated.ingest import history
 from correlated.ingest.engine import ingest
@@ -44,7 +44,8 @@ SIGNALS = [
     {"conditions": [{"field": "plan", "op": "in", "value": ["starter", "pro"]},
                     {"metric": "events", "event": "report_created", "window_days": 30,
                      "op": "gte", "value": 3}]},
-    {"conditions": [{"metric": "events", "window_days": 60, "offset_days": 30, "op": "gte", "value": 5},
+    {"conditions": [{"metric": "events", "window_days": 60, "offset_days": 30, "op": "gte",
+                     "value": 5},
                     {"metric": "events", "window_days": 30, "op": "eq", "value": 0}]},
     {"conditions": [{"metric": "events", "window_days": 30, "compare": "previous", "op": "lte",
                      "value": -50}]},
@@ -66,12 +67,14 @@ SIGNALS = [
     {"conditions": [{"metric": "active_users", "window_days": 90, "op": "lt", "value": 3}]},
     {"conditions": [{"field": "plan", "op": "eq", "value": "enterprise"},
                     {"metric": "days_since_last_seen", "op": "lte", "value": 3}]},
-    {"object": "user", "conditions": [{"metric": "events", "window_days": 7, "op": "gte", "value": 2}]},
+    {"object": "user", "conditions": [{"metric": "events", "window_days": 7, "op": "gte",
+                                       "value": 2}]},
     {"object": "user", "conditions": [{"field": "role", "op": "eq", "value": "admin"},
                                       {"metric": "days_since_last_seen", "op": "gte", "value": 30}]},
     {"object": "user", "conditions": [{"metric": "active_days", "window_days": 30, "op": "gte",
                                        "value": 3}]},
-    {"object": "user", "conditions": [{"field": "account_id", "changed": True, "within_days": 30}]},
+    {"object": "user", "conditions": [{"field": "account_id", "changed": True,
+                                       "within_days": 30}]},
 ]
 PROBE = {"conditions": [{"metric": "events", "event": "probe", "window_days": 1, "op": "gte",
                          "value": 1}]}
@@ -132,8 +135,8 @@ def load(ws, accounts: int, seed: int = 5) -> int:
     now = utcnow()
     ingest(db.session, ws, "account", "upsert", [
         {"account_id": f"a{i}", "name": f"Account {i}", "plan": rnd.choice(PLANS),
-         "employees": int(rnd.lognormvariate(4, 1.2)), **({"region": rnd.choice(["EMEA", "AMER", "APAC"])}
-                                                          if rnd.random() > .1 else {})}
+         "employees": int(rnd.lognormvariate(4, 1.2)),
+         **({"region": rnd.choice(["EMEA", "AMER", "APAC"])} if rnd.random() > .1 else {})}
         for i in range(accounts)])
     for start in range(0, accounts * 10, 5000):
         ingest(db.session, ws, "user", "upsert", [
@@ -202,22 +205,24 @@ def evaluation(label: str, accounts: int) -> tuple[int, list[str]]:
     for sid in evaluate.order(db.session, ws.id):
         evaluate.run(db.session, ws.id, sid, now, force=True)
     full = (time.perf_counter() - started) * 1000
-    print(f"{label}: full evaluation of {len(ids)} signals (+1 probe) {full:,.0f} ms; bare SQL of "
-          f"the same conditions {bare:,.0f} ms (x{full / bare:.2f})")
+    print(f"{label}: full evaluation of {len(ids)} signals (+1 probe) {full:,.0f} ms; bare SQL "
+          f"of the same conditions {bare:,.0f} ms (x{full / bare:.2f})")
     rnd = random.Random(9)
     active = rnd.sample(range(accounts * 10), 100)  # a sync of the last hour: 100 users' events
     ingest(db.session, ws, "event", "insert", [
-        {"event_id": f"sync-{k}", "event": rnd.choice(NAMES), "user_id": f"u{active[k % 100]}",
-         "timestamp": utcnow().isoformat()} for k in range(1000)])
+        {"event_id": f"sync-{k}", "event": rnd.choice(NAMES),
+         "user_id": f"u{active[k % 100]}", "timestamp": utcnow().isoformat()}
+        for k in range(1000)])
     now = utcnow()
     started = time.perf_counter()
     ensure_fresh(db.session, ws.id, now.date())
     refreshed = time.perf_counter()
     done = worker.evaluate_workspace(db.session, ws.id, now)
     incremental = (time.perf_counter() - refreshed) * 1000
-    print(f"{label}: after a 1,000-event sync: summaries refresh {(refreshed - started) * 1000:,.0f}"
-          f" ms, incremental evaluation of {done} signals {incremental:,.0f} ms "
-          f"(x{incremental / bare:.2f} the full bare SQL, x{incremental / full:.2f} the full evaluation)")
+    print(f"{label}: after a 1,000-event sync: summaries refresh "
+          f"{(refreshed - started) * 1000:,.0f} ms, incremental evaluation of {done} signals "
+          f"{incremental:,.0f} ms (x{incremental / bare:.2f} the full bare SQL, "
+          f"x{incremental / full:.2f} the full evaluation)")
     return ws.id, [probe]
 
 

@@ -59,7 +59,8 @@ def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: s
                      records: list[Record], result: Result) -> None:
     # One read of the stored rows serves the upsert (which exist, a user's account) and the
     # dimension history (what the batch changes).
-    columns = tuple(dict.fromkeys((("account_id",) if obj == "user" else ()) + history.columns(obj)))
+    columns = tuple(dict.fromkeys((("account_id",) if obj == "user" else ())
+                                  + history.columns(obj)))
     before = {key: dict(zip(columns, row)) for key, row in
               existing(session, workspace_id, obj, [r.id for r in records], *columns).items()}
     if operation == "update":
