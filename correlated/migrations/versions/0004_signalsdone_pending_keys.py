@@ -2,13 +2,13 @@
 signal evaluation
 
 Revision ID: 0004_signalsdone
-Revises: 0004_segment (main had it when this branch was rebased)
+Revises: 0004_exports (the last on main when this branch was rebased)
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0004_signalsdone"
-down_revision = "0004_segment"
+down_revision = "0004_exports"
 branch_labels = None
 depends_on = None
 
