@@ -78,9 +78,12 @@ def register_features(app: Flask) -> None:
     """What acts on the data: signals (their API and pages), and alerts on their transitions."""
     from .alerts import openapi as alerts_openapi, wiring
     from .protocols import schemas
-    from .signals import api as signals_api
+    from .analytics import summaries
+    from .signals import api as signals_api, pending
 
     signals_api.init_app(app)
+    if pending.keep not in summaries.REFRESH_HOOKS:  # incremental evaluation's changed keys
+        summaries.REFRESH_HOOKS.append(pending.keep)
     wiring.register()
     if alerts_openapi.add_paths not in schemas.EXTRA_PATHS:  # the alert routes, documented
         schemas.EXTRA_PATHS.append(alerts_openapi.add_paths)

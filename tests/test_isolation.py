@@ -248,6 +248,7 @@ PROBES = [
     member("dashboard.preview_signal", "POST", "/signals/preview", (200,),
            {"conditions": '[{"field": "plan", "op": "eq", "value": "globex-plan-secret"}]'}),
     member("dashboard.signal", "GET", "/signals/{signal}", NOT_FOUND, control=True),
+    member("dashboard.signal_live", "GET", "/signals/{signal}/live", NOT_FOUND, control=True),
     member("dashboard.delete_signal", "POST", "/signals/{signal}/delete", NOT_FOUND,
            control=True),
     member("dashboard.connections", "GET", "/connections", (200,)),

@@ -17,7 +17,7 @@ what that sync touched. The read functions (rollups, listing) only read.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
@@ -32,6 +32,11 @@ KINDS = ("account", "user", "day")
 NEVER = date(1, 1, 1)  # as_of of a state row that was never computed
 # Above this many stale keys of one kind, one pass over the whole rollup beats IN lists.
 FULL_REFRESH_AT = 5000
+
+
+# hook(session, workspace_id, keys taken {kind: set}, full {kind: bool}, refreshed_at), called
+# inside each refresh's transaction
+REFRESH_HOOKS: list[Callable[..., None]] = []
 
 
 def today_utc() -> date:
@@ -136,6 +141,9 @@ def refresh(session: Session, workspace_id: int, today: date) -> None:
             _roll_forward(session, workspace_id, as_of, today)
         else:  # far ahead, or back in time (tests): simpler to recompute
             full["account"] = full["user"] = True
+    stamp = utcnow()
+    for hook in REFRESH_HOOKS:  # the signals keep what this refresh took, for their worker
+        hook(session, workspace_id, keys, full, stamp)
     days = sorted(_parse_days(keys["day"]))
     _refresh(session, workspace_id, AccountMetrics, _account_rows, today,
              None if full["account"] else sorted(keys["account"]))
@@ -144,7 +152,7 @@ def refresh(session: Session, workspace_id: int, today: date) -> None:
     for model, rows in ((DailySummary, _day_summary_rows), (DailyEvents, _day_event_rows)):
         _refresh(session, workspace_id, model, rows, today, None if full["day"] else days)
     session.execute(sa.update(SummaryState).where(SummaryState.workspace_id == workspace_id)
-                    .values(as_of=today, refreshed_at=utcnow()))
+                    .values(as_of=today, refreshed_at=stamp))
 
 
 def _roll_forward(session: Session, workspace_id: int, as_of: date, today: date) -> None:

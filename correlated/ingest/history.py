@@ -1,10 +1,11 @@
 """Dimension history: what each account and user upsert changed, written in its transaction.
 
-The current values of the rows a batch updates are read in one query per chunk of IDs, the
-batch's merge patch is applied to them in memory, and every top-level dimension (and core
-column: name, email, account_id) whose value differs becomes one `dimension_changes` row, all
-in one executemany. Changed and new entities are marked stale, so the signals worker knows
-whose conditions to look at again.
+The upsert reads the stored rows of a batch once (`writes.existing`, with the `columns` named
+here); the batch's merge patch is applied to them in memory, and every top-level dimension (and
+core column: name, email, account_id) whose value differs becomes one `dimension_changes` row.
+Changed and new entities are marked stale, so the signals worker knows whose conditions to look
+at again. Both writes are one statement each, whatever the batch size: on PostgreSQL the rows
+travel as one JSON or array parameter (an executemany there is a round trip per row).
 """
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import database
-from ..analytics import summaries
-from ..database import chunks
 from ..models import Account, User
 from ..signals.models import DimensionChange
 
@@ -25,58 +24,87 @@ if TYPE_CHECKING:
 
 ENABLED = True  # bench/signals.py measures ingest with and without it
 TABLES = {"account": Account.__table__, "user": User.__table__}
-KEYS = {"account": "account_id", "user": "user_id"}
 CORE = {"account": ("name",), "user": ("email", "account_id")}
+
+CHANGES_FROM_JSON = """
+INSERT INTO dimension_changes (workspace_id, object, entity_id, field, old_value, new_value,
+                               changed_at)
+SELECT :workspace_id, :object, c.entity_id, c.field, c.old_value, c.new_value, :now
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+     AS c (entity_id text, field text, old_value text, new_value text)
+"""
+MARKS = {  # `WHERE true`: SQLite's parser needs it before ON CONFLICT after a SELECT
+    "postgresql": "INSERT INTO stale_keys (workspace_id, kind, key) SELECT :workspace_id, :kind, k "
+                  "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k ON CONFLICT DO NOTHING",
+    "sqlite": "INSERT INTO stale_keys (workspace_id, kind, key) SELECT :workspace_id, :kind, "
+              "value FROM json_each(:keys) WHERE true ORDER BY value ON CONFLICT DO NOTHING",
+}
+
+
+def columns(obj: str) -> tuple[str, ...]:
+    """The columns the upsert's read of the stored rows must include for the history."""
+    return ("traits", *CORE[obj]) if ENABLED and obj in TABLES else ()
 
 
 def record(session: Session, workspace_id: int, obj: str, updated: list[Record],
-           created: list[Record], now: datetime) -> None:
-    """Write the dimension changes `updated` (rows that exist) are about to make; mark the
-    changed and the `created` entities stale. Call before the upsert."""
+           created: list[Record], stored: dict[str, dict[str, Any]], now: datetime) -> None:
+    """Write the dimension changes `updated` (rows that exist; `stored`: id -> their `columns`
+    as read) are about to make; mark the changed and the `created` entities stale. Call before
+    the upsert."""
     if not ENABLED or obj not in TABLES:
         return
-    rows = list(_changes(obj, updated, _current(session, workspace_id, obj, updated), now))
+    rows = list(_changes(obj, updated, stored))
     if rows:
+        _insert_changes(session, workspace_id, obj, rows, now)
+    mark(session, workspace_id, obj, {r["entity_id"] for r in rows} | {r.id for r in created})
+
+
+def removed(session: Session, workspace_id: int, obj: str, ids: Iterable[str]) -> None:
+    """Mark removed (archived or deleted) entities stale: they leave the signals they are in."""
+    if ENABLED and obj in TABLES:
+        mark(session, workspace_id, obj, set(ids))
+
+
+def _insert_changes(session: Session, workspace_id: int, obj: str, rows: list[dict[str, Any]],
+                    now: datetime) -> None:
+    if database.is_sqlite(session.connection()):  # sqlite3's executemany is a loop in C
         for row in rows:
-            row["workspace_id"] = workspace_id
+            row.update(workspace_id=workspace_id, object=obj, changed_at=now)
         session.execute(sa.insert(DimensionChange.__table__), rows)
-    touched = {r["entity_id"] for r in rows} | {r.id for r in created}
-    if touched:
-        summaries.mark_stale(session, workspace_id, **{f"{obj}s": touched})
+        return
+    session.execute(sa.text(CHANGES_FROM_JSON), {
+        "workspace_id": workspace_id, "object": obj, "now": now, "rows": database.json_dumps(rows)})
 
 
-def _current(session: Session, workspace_id: int, obj: str,
-             records: list[Record]) -> dict[str, dict[str, Any]]:
-    """id -> {dimension or core column: value} as stored now."""
-    table = TABLES[obj]
-    key = table.c[KEYS[obj]]
-    columns = [table.c[c] for c in CORE[obj]]
-    found: dict[str, dict[str, Any]] = {}
-    for part in chunks([r.id for r in records]):
-        query = sa.select(key, table.c.traits, *columns).where(
-            table.c.workspace_id == workspace_id, key.in_(part))
-        for row in session.execute(query):
-            values = dict(row[1] or {})
-            values.update(zip(CORE[obj], row[2:]))
-            found[row[0]] = values
-    return found
+def mark(session: Session, workspace_id: int, kind: str, keys: set[str]) -> None:
+    """Mark accounts or users stale in one statement (sorted: writers lock in one order)."""
+    keys.discard("")
+    keys.discard(None)  # type: ignore[arg-type]
+    if not keys:
+        return
+    bind = session.connection()
+    ordered = sorted(keys)
+    session.execute(sa.text(MARKS[bind.dialect.name]), {
+        "workspace_id": workspace_id, "kind": kind,
+        "keys": database.json_dumps(ordered) if database.is_sqlite(bind) else ordered})
 
 
-def _changes(obj: str, records: Iterable[Record], current: dict[str, dict[str, Any]],
-             now: datetime) -> Iterator[dict[str, Any]]:
+def _changes(obj: str, records: Iterable[Record],
+             stored: dict[str, dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for r in records:
-        old = current.get(r.id)
-        if old is None:
+        row = stored.get(r.id)
+        if row is None:
             continue
+        old = dict(row.get("traits") or {})
+        old.update((c, row.get(c)) for c in CORE[obj])
         given = {k: v for k, v in r.core.items() if k in CORE[obj]}
         given.update(r.attrs)
         for field, patch in given.items():
             before = old.get(field)
             after = patched(before, patch) if field not in CORE[obj] else patch
             if after != before:
-                yield {"object": obj, "entity_id": r.id, "field": field,
-                       "old_value": as_text(before), "new_value": as_text(after),
-                       "changed_at": now}
+                yield {"entity_id": r.id, "field": field,
+                       "old_value": as_text(before), "new_value": as_text(after)}
 
 
 def patched(target: Any, patch: Any) -> Any:

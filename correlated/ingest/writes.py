@@ -57,8 +57,12 @@ def existing(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
 
 def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: str,
                      records: list[Record], result: Result) -> None:
-    columns = ("account_id",) if obj == "user" else ()
-    before = existing(session, workspace_id, obj, [r.id for r in records], *columns)
+    # One read of the stored rows serves the upsert (which exist, a user's account) and the
+    # dimension history (what the batch changes).
+    columns = tuple(dict.fromkeys((("account_id",) if obj == "user" else ())
+                                  + history.columns(obj)))
+    before = {key: dict(zip(columns, row)) for key, row in
+              existing(session, workspace_id, obj, [r.id for r in records], *columns).items()}
     if operation == "update":
         missing = [r for r in records if r.id not in before]
         for r in missing:
@@ -68,15 +72,15 @@ def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: s
     now = utcnow()
     new = [r for r in records if r.id not in before]
     old = [r for r in records if r.id in before]
-    history.record(session, workspace_id, obj, old, new, now)
+    history.record(session, workspace_id, obj, old, new, before, now)
     # New rows get their dimensions without nulls; known rows get the nulls too, which clear.
     _write_profiles(session, workspace_id, obj, new, now, strip_nulls=True)
     _write_profiles(session, workspace_id, obj, old, now, strip_nulls=False)
     result.created += len(new)
     result.updated += len(old)
     if obj == "user":
-        moved = [r.id for r in records
-                 if "account_id" in r.core and (r.id not in before or before[r.id][0] != r.core["account_id"])]
+        moved = [r.id for r in records if "account_id" in r.core and (
+            r.id not in before or before[r.id]["account_id"] != r.core["account_id"])]
         if moved:
             reattribute(session, workspace_id, moved)
 
@@ -310,6 +314,8 @@ def _remove(session: Session, workspace_id: int, obj: str, records: list[Record]
         else:
             gone = session.execute(sa.update(table).where(*where, table.c.archived_at.is_(None))
                                    .values(archived_at=utcnow()).returning(key)).all()
+        if obj != "event":
+            history.removed(session, workspace_id, obj, [k for (k,) in gone])
         result.removed += len(gone)
 
 

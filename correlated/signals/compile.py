@@ -21,6 +21,7 @@ from ..ingest.history import as_text
 from ..models import Account, AccountMetrics, DailyActivity, Event, User, UserMetrics
 from .definitions import Change, Condition, Definition, Dimension, InSignal, Metric, label
 from .models import DimensionChange, SignalMember
+from .pending import in_scope
 
 ACT = DailyActivity
 BASES = {"account": (Account.__table__, "account_id", AccountMetrics),
@@ -51,6 +52,7 @@ class _Query:
     today: date
     now: datetime
     names: dict[str, str]
+    only: sa.Select | None = None
     rollup: list[tuple[str, Any]] = field(default_factory=list)  # (column name, aggregate)
     sums: list[tuple[str, Any]] = field(default_factory=list)
     sum_events: set[str] = field(default_factory=set)
@@ -62,9 +64,11 @@ class _Query:
 
 
 def select(bind: Connection, workspace_id: int, definition: Definition, today: date,
-           now: datetime, names: dict[str, str] | None = None) -> sa.Select:
-    """The SELECT (entity_id, matched, vals) of `definition` for every live entity."""
-    q = _Query(bind, workspace_id, definition, today, now, names or {})
+           now: datetime, names: dict[str, str] | None = None,
+           only: sa.Select | None = None) -> sa.Select:
+    """The SELECT (entity_id, matched, vals) of `definition` for every live entity (or those
+    among the ids `only` selects)."""
+    q = _Query(bind, workspace_id, definition, today, now, names or {}, only)
     table, key_name, metrics_model = BASES[q.obj]
     key = table.c[key_name]
     parts = [_condition(q, c, key, table) for c in definition.conditions]
@@ -88,7 +92,8 @@ def select(bind: Connection, workspace_id: int, definition: Definition, today: d
                       sa.case((combined, sa.true()), else_=sa.false()).label("matched"),
                       json_object(bind, zip(labels, values)).label("vals"))
             .select_from(from_)
-            .where(table.c.workspace_id == q.workspace_id, table.c.archived_at.is_(None)))
+            .where(table.c.workspace_id == q.workspace_id, table.c.archived_at.is_(None),
+                   in_scope(key, q.only)))
 
 
 def _labels(conditions: list[Condition], names: dict[str, str]) -> list[str]:
@@ -233,7 +238,7 @@ def _rollup(q: _Query) -> Any:
         return None
     key = ACT.account_id if q.obj == "account" else ACT.user_id
     return (sa.select(key.label("key"), *(agg.label(name) for name, agg in q.rollup))
-            .where(ACT.workspace_id == q.workspace_id, key != "",
+            .where(ACT.workspace_id == q.workspace_id, key != "", in_scope(key, q.only),
                    ACT.day.between(min(q.starts), q.today))
             .group_by(key).subquery("rollup"))
 
@@ -244,7 +249,7 @@ def _sums(q: _Query) -> Any:
     key = Event.account_id if q.obj == "account" else Event.user_id
     first = min(q.starts)
     return (sa.select(key.label("key"), *(agg.label(name) for name, agg in q.sums))
-            .where(Event.workspace_id == q.workspace_id, key.is_not(None),
+            .where(Event.workspace_id == q.workspace_id, key.is_not(None), in_scope(key, q.only),
                    Event.event.in_(sorted(q.sum_events)),
                    Event.timestamp >= datetime(first.year, first.month, first.day,
                                                tzinfo=q.now.tzinfo))

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session, scoped_session
 from .. import database
 from ..database import chunks
 from ..models import SummaryState
-from . import TRANSITION_HOOKS
+from . import TRANSITION_HOOKS, pending
 from .compile import empty_json, select
 from .definitions import Definition, dependencies, parse
 from .models import Signal, SignalMember, Transition
+from .pending import in_scope
 
 EVAL = sa.table("signal_eval", sa.column("entity_id", sa.String), sa.column("matched", sa.Boolean),
                 sa.column("vals", sa.JSON))
@@ -46,13 +47,15 @@ def names_of(session: Session, workspace_id: int) -> dict[str, str]:
                                 .where(Signal.workspace_id == workspace_id)).all())
 
 
-def evaluate(session: Session, signal: Signal, now: datetime) -> list[Transition]:
+def evaluate(session: Session, signal: Signal, now: datetime,
+             only: sa.Select | None = None) -> list[Transition]:
     """Bring the signal's members up to date as of `now`, in the caller's transaction; returns
-    the transitions written (flagged backfill on its first evaluation)."""
+    the transitions written (flagged backfill on its first evaluation). With `only` (a SELECT
+    of ids, see pending.scope), just those entities are evaluated; the other members stay."""
     ws, backfill = signal.workspace_id, signal.evaluated_at is None
     bind = session.connection()
     query = select(bind, ws, definition_of(session, signal), now.date(), now,
-                   names_of(session, ws)).subquery("q")
+                   names_of(session, ws), only).subquery("q")
     bind.exec_driver_sql(CREATE_EVAL[bind.dialect.name])
     session.execute(sa.delete(EVAL))
     is_member = _member_of(signal)
@@ -60,8 +63,8 @@ def evaluate(session: Session, signal: Signal, now: datetime) -> list[Transition
         ["entity_id", "matched", "vals"],
         sa.select(query.c.entity_id, query.c.matched, query.c.vals)
         .where(sa.or_(query.c.matched == sa.true(), is_member(query.c.entity_id)))))
-    ids = _write_transitions(session, signal, now, backfill, is_member)
-    _apply_membership(session, signal, now, backfill, is_member)
+    ids = _write_transitions(session, signal, now, backfill, is_member, only)
+    _apply_membership(session, signal, now, backfill, is_member, only)
     signal.evaluated_at = now
     session.flush()
     transitions = [t for part in chunks(ids) for t in session.scalars(
@@ -80,7 +83,7 @@ def _member_of(signal: Signal):
 
 
 def _write_transitions(session: Session, signal: Signal, now: datetime, backfill: bool,
-                       is_member) -> list[int]:
+                       is_member, only: sa.Select | None) -> list[int]:
     """Insert the entries and exits; their ids."""
     columns = ["workspace_id", "signal_id", "entity_id", "kind", "at", "backfill", "values"]
     fixed = (sa.literal(signal.workspace_id), sa.literal(signal.id))
@@ -93,6 +96,7 @@ def _write_transitions(session: Session, signal: Signal, now: datetime, backfill
                         sa.func.coalesce(EVAL.c.vals, empty_json(session.connection())))
               .select_from(m.outerjoin(EVAL, EVAL.c.entity_id == m.c.entity_id))
               .where(m.c.workspace_id == signal.workspace_id, m.c.signal_id == signal.id,
+                     in_scope(m.c.entity_id, only),
                      sa.or_(EVAL.c.entity_id.is_(None), EVAL.c.matched == sa.false()))
               .order_by(m.c.entity_id))
     table = Transition.__table__
@@ -104,11 +108,12 @@ def _write_transitions(session: Session, signal: Signal, now: datetime, backfill
 
 
 def _apply_membership(session: Session, signal: Signal, now: datetime, backfill: bool,
-                      is_member) -> None:
+                      is_member, only: sa.Select | None) -> None:
     m = SignalMember.__table__
     still = sa.exists().where(EVAL.c.entity_id == m.c.entity_id, EVAL.c.matched == sa.true())
     session.execute(sa.delete(m).where(m.c.workspace_id == signal.workspace_id,
-                                       m.c.signal_id == signal.id, ~still))
+                                       m.c.signal_id == signal.id,
+                                       in_scope(m.c.entity_id, only), ~still))
     new = (sa.select(sa.literal(signal.workspace_id), sa.literal(signal.id), EVAL.c.entity_id,
                      sa.literal(now), sa.literal(backfill), EVAL.c.vals)
            .where(EVAL.c.matched == sa.true(), ~is_member(EVAL.c.entity_id)))
@@ -136,11 +141,7 @@ def is_due(signal: Signal, inputs: datetime | None, today: date,
     if inputs is not None and (signal.inputs_at is None
                                or as_aware(inputs) > as_aware(signal.inputs_at)):
         return True
-    return any((evaluated.get(dep) or last) > last for dep in _uses(signal))
-
-
-def _uses(signal: Signal) -> set[str]:
-    return {c["signal"] for c in signal.conditions or () if isinstance(c, dict) and "signal" in c}
+    return any((evaluated.get(dep) or last) > last for dep in pending.uses_of(signal))
 
 
 def as_aware(value: datetime) -> datetime:
@@ -170,8 +171,11 @@ def run(session: Session, workspace_id: int, signal_id: str, now: datetime,
                                                    _evaluated(session, workspace_id))):
             session.rollback()
             return None
-        transitions = evaluate(session, signal, now)
+        only = None if force else pending.scope(session, signal, inputs, now.date())
+        transitions = evaluate(session, signal, now, only)
         signal.inputs_at = inputs
+        session.flush()
+        pending.forget(session, workspace_id)
         session.commit()
         return transitions
     except BaseException:

@@ -87,3 +87,15 @@ class DimensionChange(db.Model):
         sa.Index("ix_dimension_changes_entity", "workspace_id", "object", "entity_id", "changed_at"),
         sa.Index("ix_dimension_changes_field", "workspace_id", "object", "field", "changed_at"),
     )
+
+
+class PendingKey(db.Model):
+    """An account or user whose inputs changed, as a summaries refresh took it (at: that
+    refresh's time): what an incremental evaluation looks at. Key "" means every entity (a full
+    refresh). Kept until every signal of the workspace has evaluated past it."""
+
+    __tablename__ = "signal_pending_keys"
+    workspace_id: Mapped[int] = tenant_fk()
+    at: Mapped[datetime] = mapped_column(UTC, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)  # account | user
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)

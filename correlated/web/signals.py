@@ -124,16 +124,38 @@ def _signal(signal_id: str) -> Signal:
 def signal(signal_id: str):
     """One signal: members, entries and exits per day, the history feed."""
     s = _signal(signal_id)
-    members = [member_row(r) for r in db.session.execute(member_query(s).limit(200))]
+    feed, names = _feed(s)
+    return render_template("signals/detail.html", signal=s, members=_members(s), feed=feed,
+                           names=names, counts=_counts(s), daily=_daily_moves(s))
+
+
+@bp.get("/signals/<signal_id>/live")
+def signal_live(signal_id: str):
+    """What the signal page polls, so entries the worker writes appear without a reload: the
+    counts and the history feed (HTML, rendered as the page renders it)."""
+    s = _signal(signal_id)
+    feed, names = _feed(s)
+    return jsonify({"counts": _counts(s),
+                    "feed": render_template("signals/_feed.html", feed=feed, names=names),
+                    "members": render_template("signals/_members.html", signal=s,
+                                               members=_members(s))})
+
+
+def _members(s: Signal) -> list[dict[str, Any]]:
+    return [member_row(r) for r in db.session.execute(member_query(s).limit(200))]
+
+
+def _feed(s: Signal) -> tuple[list[Transition], dict[str, str]]:
     t = Transition
     feed = db.session.scalars(sa.select(t).where(t.workspace_id == s.workspace_id,
                                                  t.signal_id == s.id, t.backfill.is_(False))
                               .order_by(t.id.desc()).limit(50)).all()
-    names = _names(s.workspace_id, s.object, [f.entity_id for f in feed])
-    return render_template("signals/detail.html", signal=s, members=members, feed=feed,
-                           names=names, counts=service.counts(db.session, s.workspace_id).get(
-                               s.id, {"members": 0, "entered": 0, "exited": 0}),
-                           daily=_daily_moves(s))
+    return feed, _names(s.workspace_id, s.object, [f.entity_id for f in feed])
+
+
+def _counts(s: Signal) -> dict[str, int]:
+    return service.counts(db.session, s.workspace_id).get(
+        s.id, {"members": 0, "entered": 0, "exited": 0})
 
 
 def _daily_moves(s: Signal, days: int = 30) -> list[dict[str, Any]]:

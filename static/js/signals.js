@@ -1,5 +1,31 @@
 /* The signal builder: condition rows that write the definition JSON, and a live preview.
-   Plain DOM, no chart library; every control is a native input, so the keyboard works. */
+   Plain DOM, no chart library; every control is a native input, so the keyboard works.
+   On a signal's page: the counts and history follow what the worker writes, without a reload. */
+(function () {
+  "use strict";
+  var feed = document.getElementById("signal-history");
+  if (!feed || !feed.getAttribute("data-live")) { return; }
+  var shown = { "members-now": "members", "entered-7d": "entered", "exited-7d": "exited" };
+  function poll() {
+    fetch(feed.getAttribute("data-live"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data) { return; }
+        Object.keys(shown).forEach(function (id) {
+          var node = document.getElementById(id);
+          if (node) { node.textContent = data.counts[shown[id]].toLocaleString(); }
+        });
+        // Both rendered (and escaped) by the server's templates, as the page was.
+        feed.innerHTML = data.feed;
+        var members = document.querySelector("#signal-members tbody");
+        if (members) { members.innerHTML = data.members; }
+      })
+      .catch(function () { /* the next poll tries again */ })
+      .then(function () { setTimeout(poll, 3000); });
+  }
+  setTimeout(poll, 3000);
+}());
+
 (function () {
   "use strict";
   var form = document.getElementById("signal-builder");
@@ -55,7 +81,7 @@
       r.appendChild(input("changed_to", c.changed_to || "", "changed to"));
       r.appendChild(input("within_days", c.within_days || 7, "within days", "number"));
     }
-    var remove = el("button", { type: "button", "class": "button", "aria-label": "remove condition" }, ["×"]);
+    var remove = el("button", { type: "button", "class": "btn btn-sm", "aria-label": "remove condition" }, ["×"]);
     remove.addEventListener("click", function () { r.remove(); write(); });
     r.appendChild(remove);
     rows.appendChild(r);
