@@ -11,7 +11,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import WebhookConnection
 from .body import json_body
-from .webhooks import connection_url
+from .webhooks import connection_url, replay
 
 bp = Blueprint("connections_api", __name__, url_prefix="/api/v1/connections")
 
@@ -21,10 +21,12 @@ def to_dict(connection: WebhookConnection, detail: bool = False) -> dict[str, An
     data = {
         "id": connection.id, "name": connection.name, "object": connection.object,
         "behavior": connection.behavior, "enabled": connection.enabled,
-        "enforce_auth": connection.enforce_auth, "url": connection_url(connection),
+        "enforce_auth": connection.enforce_auth,
+        "all_or_nothing": bool(connection.all_or_nothing), "url": connection_url(connection),
         "authorization_header": {"name": "Authorization", "value": connection.auth_token},
         "mapping": connection.mapping or {},
         "latest_payload_at": _iso(connection.latest_payload_at),
+        "held_requests": connections.held_count(db.session, connection),
         "created_at": _iso(connection.created_at),
     }
     if detail:
@@ -100,6 +102,13 @@ def rotate(connection_id: str):
     connections.rotate_token(connection)
     db.session.commit()
     return jsonify(to_dict(connection))
+
+
+@bp.post("/<connection_id>/replay")
+@require_key()
+def replay_held(connection_id: str):
+    """Write the requests the connection held while it was disabled (409 while it still is)."""
+    return jsonify(replay(_connection(connection_id)))
 
 
 @bp.delete("/<connection_id>")
