@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from .. import database
 from ..auth import Principal, require_key
 from ..errors import ApiError
 from ..extensions import db
@@ -241,6 +242,7 @@ def replay(connection: connections.WebhookConnection) -> dict[str, Any]:
             continue
         result = _replay_one(connection, held)
         if result["replayed"]:
+            database.begin_write(db.session)  # the write after submit's commit, as its own
             db.session.execute(sa.delete(HeldPayload).where(HeldPayload.id == held_id))
             db.session.commit()
         results.append(result)

@@ -8,6 +8,7 @@ and an array of messages when batching; Census renders its batch body with a Liq
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import liquid
@@ -307,3 +308,21 @@ def test_basic_auth_on_a_connection_with_its_value_as_password(send, connection)
     path = f"/webhooks/{conn['id']}"
     assert send(path, headers={}, json=row, auth=("hightouch", value)).status_code == 201
     assert send(path, headers={}, json=row, auth=("hightouch", "whk_wrong")).status_code == 401
+
+
+def test_two_replays_at_once_write_each_held_request_once(send, connection, db, workspace):
+    conn = connection("event")
+    path = f"/webhooks/{conn['id']}"
+    for n in range(6):
+        message = {"type": "track", "event": "Report Run", "userId": "u1", "messageId": f"t-{n}"}
+        assert send(path, headers=with_header(conn), json=message).status_code == 202
+    send(f"/api/v1/connections/{conn['id']}", "PATCH", json={"enabled": True, "mapping": {
+        "event_field": "event", "user_id_field": "userId", "event_id_field": "messageId"}})
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: send(f"/api/v1/connections/{conn['id']}/replay",
+                                               "POST"), range(2)))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert sum(a.json()["replayed"] for a in answers) >= 6  # a request may be written twice...
+    events = stored(db, Event, workspace)
+    assert sorted(e.event_id for e in events) == [f"t-{n}" for n in range(6)]  # ...stored once
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(HeldPayload)) == 0
