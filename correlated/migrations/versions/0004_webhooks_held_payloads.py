@@ -1,13 +1,13 @@
 """webhooks: held payloads of disabled connections; a connection's all-or-nothing choice
 
 Revision ID: 0004_webhooks
-Revises: 0003_signals
+Revises: 0004_segment
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0004_webhooks"
-down_revision = "0003_signals"
+down_revision = "0004_segment"
 branch_labels = None
 depends_on = None
 
