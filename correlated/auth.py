@@ -117,22 +117,32 @@ def revoke_keys(session: Session, prefix: str, workspace_id: int | None = None) 
 
 
 def credential_from_request(extra: str | None = None) -> str | None:
-    """The key sent as `Bearer <key>`, as HTTP Basic user name, or in query/body field `extra`."""
+    """The key sent as `Bearer <key>`, in HTTP Basic, or in query/body field `extra`."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value:
         return value
     if scheme.lower() == "basic" and value:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        user, _, _password = decoded.partition(":")
-        return user or None
+        return basic_secret(value, KEY_PREFIX)
     if extra:
         return request.args.get(extra) or None
     return None
+
+
+def basic_secret(value: str, prefix: str) -> str | None:
+    """The secret in HTTP Basic credentials: the part that looks like one (`prefix`...), else
+    the password when one is given, else the user name. SDKs (Segment, RudderStack) send the
+    key as the user with an empty password; Census's and Hightouch's Basic-auth forms put the
+    secret in the password, after any user name."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, password = decoded.partition(":")
+    if user.startswith(prefix) and not password.startswith(prefix):
+        return user
+    return password or user or None
 
 
 def authenticate_key(plaintext: str | None) -> Principal:

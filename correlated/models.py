@@ -276,8 +276,29 @@ class WebhookConnection(db.Model):
     latest_payload: Mapped[Any] = mapped_column(JSONType, nullable=True)
     latest_payload_at: Mapped[datetime | None] = mapped_column(UTC)
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    # True: a batch with any rejected row stores nothing and answers 422, so the sender retries it
+    all_or_nothing: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     __table_args__ = (sa.Index("ix_webhook_connections_id", "id"),)
 
+
+class HeldPayload(db.Model):
+    """A request a disabled connection received, byte for byte, kept until the admin replays it."""
+
+    __tablename__ = "held_payloads"
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(sa.Integer)
+    connection_id: Mapped[str] = mapped_column(sa.String(64))
+    received_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
+    method: Mapped[str] = mapped_column(sa.String(8))
+    content_type: Mapped[str] = mapped_column(sa.String(255), default="")
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)  # decompressed, as the sender sent it
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["workspace_id", "connection_id"],
+                                ["webhook_connections.workspace_id", "webhook_connections.id"],
+                                ondelete="CASCADE"),
+        sa.Index("ix_held_payloads_connection", "workspace_id", "connection_id", "id"),
+    )
 
 
 class ExportReader(db.Model):

@@ -24,6 +24,7 @@ class Options:
     default_timestamp: datetime | None = None  # for protocols that document "received time"
     event_needs_user: bool = True  # False: an account ID alone identifies the event's owner
     aliases: bool = True  # False: only core fields' own names (envelopes that name them, Segment)
+    all_or_nothing: bool = False  # True: any rejected row and none is stored (still logged)
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Outcome:
     rejected: list[Rejection]
     received: int
     error: str | None = None
+    refusal: str | None = None  # all or nothing: rows were rejected, so none was stored
 
     def total(self, name: str) -> int:
         return sum(getattr(r, name) for r in self.results)

@@ -64,6 +64,8 @@ def submit(session: Session, workspace: Workspace, submission: Submission) -> Ou
     for attempt in range(RETRIES):
         try:
             outcome = _outcome(submission, _run(session, workspace_id, submission, create_fields))
+            if submission.options.all_or_nothing and outcome.rejected:
+                _withhold(session, outcome)
             _log(session, workspace_id, submission, outcome)  # in the same transaction
             session.commit()
             break
@@ -80,6 +82,18 @@ def submit(session: Session, workspace: Workspace, submission: Submission) -> Ou
     for hook in RESULT_HOOKS:
         hook(submission.protocol, outcome.results, time.perf_counter() - started)
     return outcome
+
+
+def _withhold(session: Session, outcome: Outcome) -> None:
+    """All or nothing: a rejected row undoes the request's writes, so the sender can retry it
+    whole; the log entry, written next, says why."""
+    session.rollback()
+    session.connection(execution_options=database.WRITE_TRANSACTION)
+    for result in outcome.results:
+        result.accepted = result.created = result.updated = result.removed = 0
+        result.duplicates = 0
+    outcome.refusal = (f"all or nothing: {len(outcome.rejected):,} of {outcome.received:,} rows "
+                       "rejected, so none was stored")
 
 
 def _failure(session: Session, workspace_id: int, submission: Submission,
@@ -136,7 +150,8 @@ def _outcome(submission: Submission, results: list[Result], error: str | None = 
 def _log(session: Session, workspace_id: int, submission: Submission, outcome: Outcome) -> None:
     if submission.protocol is not None:
         write_log(session, workspace_id, submission.protocol, outcome,
-                  submission.kept_payload(), outcome.error or submission.refusal)
+                  submission.kept_payload(),
+                  outcome.error or submission.refusal or outcome.refusal)
 
 
 def _run(session: Session, workspace_id: int, submission: Submission,

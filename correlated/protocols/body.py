@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from flask import current_app, g, request
@@ -58,6 +60,63 @@ def json_body(require_content_type: bool = False) -> Any:
     if too_deep(body, MAX_NESTING):
         raise ApiError(400, f"body: arrays and objects nested deeper than {MAX_NESTING} levels")
     return body
+
+
+FORM = "application/x-www-form-urlencoded"
+WEBHOOK_BODIES = ("expected a JSON array or object of rows, or application/x-www-form-urlencoded "
+                  "fields (one row)")
+MAX_FORM_FIELDS = 1000
+# A JSON string (skipped whole, so commas inside text stay) or a comma closing a list or object.
+TRAILING_COMMA = re.compile(rb'("(?:[^"\\]|\\.)*")|,(\s*[\]}])', re.DOTALL)
+
+
+def webhook_body() -> Any:
+    """A webhook sender's body: JSON, JSON with a trailing comma before `]` or `}` (what a
+    Liquid `for` loop in Census's batch template leaves), or form fields (Hightouch's
+    form-urlencoded payload: one row). Anything else is a 400 saying what was expected."""
+    return read_webhook_body(raw_body(), request.mimetype or "")
+
+
+def read_webhook_body(data: bytes, mimetype: str) -> Any:
+    """`webhook_body` of these bytes (also a held request's, when it is replayed)."""
+    if mimetype == FORM:
+        return form_row(data)
+    if not data.strip():
+        raise ApiError(400, f"body: empty; {WEBHOOK_BODIES}")
+    try:
+        body = parse_json(data)
+    except ApiError as exc:
+        fixed = TRAILING_COMMA.sub(lambda m: m.group(1) or m.group(2), data)
+        try:
+            body = parse_json(fixed) if fixed != data else None
+        except ApiError:
+            body = None
+        if body is None:
+            raise ApiError(400, f"{exc.message}; {WEBHOOK_BODIES}") from None
+    if too_deep(body, MAX_NESTING):
+        raise ApiError(400, f"body: arrays and objects nested deeper than {MAX_NESTING} levels")
+    return body
+
+
+def form_row(data: bytes) -> dict[str, Any]:
+    """Form fields as one row; a name given several times keeps every value, as a list."""
+    try:
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True,
+                          max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError:
+        raise ApiError(400, "body: form fields are not valid UTF-8") from None
+    except ValueError:
+        raise ApiError(400, f"body: more than {MAX_FORM_FIELDS:,} form fields") from None
+    row: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in row:
+            earlier = row[name]
+            row[name] = (earlier if isinstance(earlier, list) else [earlier]) + [value]
+        else:
+            row[name] = value
+    if not row:
+        raise ApiError(400, f"body: no form fields; {WEBHOOK_BODIES}")
+    return row
 
 
 def parse_json(data: bytes) -> Any:

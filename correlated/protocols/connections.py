@@ -19,14 +19,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
+from ..auth import basic_secret
 from ..ingest import fields
 from ..ingest.contract import Batch, Options, Rejection, Submission
 from ..ingest.engine import check_json
 from ..ingest.log import keepable
-from ..models import Account, User, WebhookConnection, utcnow
+from ..models import Account, HeldPayload, User, WebhookConnection, utcnow
 from ..vocabulary import ID_FIELD, parse_object
 
 BEHAVIORS = ("upsert", "update")
+SETTINGS = ("name", "behavior", "enabled", "enforce_auth", "all_or_nothing", "mapping")
+# Requests a disabled connection keeps for replay; beyond this it answers 503, so the sender
+# retries later instead of losing them (the app's HELD_PAYLOADS_PER_CONNECTION overrides it).
+HELD_MAX = 100
 TOKEN_PREFIX = "whk_"
 NAME_MAX = 120
 # A body that is one object holding the rows under one of these keys (others need a wrapper
@@ -78,6 +83,7 @@ def create_connection(session: Session, workspace_id: int, name: str, obj: str,
     connection = WebhookConnection(
         workspace_id=workspace_id, id=secrets.token_urlsafe(24), name="", object=obj or "account",
         behavior="upsert", enabled=False, enforce_auth=True, auth_token=new_token(), mapping={},
+        all_or_nothing=False,
     )
     _apply(connection, {"name": name, "behavior": behavior, **settings}, errors)
     if errors:
@@ -88,7 +94,7 @@ def create_connection(session: Session, workspace_id: int, name: str, obj: str,
 
 
 def update_connection(connection: WebhookConnection, changes: dict[str, Any]) -> None:
-    """Apply validated changes (name, behavior, enabled, enforce_auth, mapping); caller commits."""
+    """Apply validated changes (any of SETTINGS); the caller commits."""
     errors: dict[str, str] = {}
     _apply(connection, changes, errors)
     if errors:
@@ -96,7 +102,7 @@ def update_connection(connection: WebhookConnection, changes: dict[str, Any]) ->
 
 
 def _apply(connection: WebhookConnection, changes: dict[str, Any], errors: dict[str, str]) -> None:
-    unknown = sorted(set(changes) - {"name", "behavior", "enabled", "enforce_auth", "mapping"})
+    unknown = sorted(set(changes) - set(SETTINGS))
     for key in unknown:
         errors[key] = "not a setting of a connection (object cannot change)" if key == "object" \
             else "not a setting of a connection"
@@ -106,6 +112,8 @@ def _apply(connection: WebhookConnection, changes: dict[str, Any], errors: dict[
                             "behavior", errors),
         "enabled": _flag(changes, "enabled", connection.enabled, errors),
         "enforce_auth": _flag(changes, "enforce_auth", connection.enforce_auth, errors),
+        "all_or_nothing": _flag(changes, "all_or_nothing", bool(connection.all_or_nothing),
+                                errors),
         "mapping": _mapping(connection.object, changes.get("mapping", connection.mapping), errors),
     }
     if values["mapping"] and values["mapping"].get("match_property") \
@@ -211,12 +219,15 @@ def connection_by_id(session: Session, connection_id: str) -> WebhookConnection 
 
 
 def authorized(connection: WebhookConnection, header: str | None) -> bool:
-    """Does the Authorization header carry the connection's value (alone or after 'Bearer')?"""
+    """Does the Authorization header carry the connection's value (alone, after 'Bearer', or
+    in HTTP Basic as the password or user name)?"""
     if not header:
         return False
     value = header.strip()
     scheme, _, rest = value.partition(" ")
     candidates = [value] + ([rest.strip()] if scheme.lower() == "bearer" else [])
+    if scheme.lower() == "basic" and rest.strip():
+        candidates.append(basic_secret(rest.strip(), TOKEN_PREFIX) or "")
     expected = connection.auth_token.encode()
     return any(hmac.compare_digest(c.encode(), expected) for c in candidates)
 
@@ -225,6 +236,45 @@ def keep_payload(connection: WebhookConnection, body: Any, when: datetime | None
     """Remember `body` as the latest payload (secrets redacted, size capped); the caller commits."""
     connection.latest_payload = keepable(body)
     connection.latest_payload_at = when or utcnow()
+
+
+# --- held payloads: what a disabled connection receives ------------------------------------
+
+def hold(session: Session, connection: WebhookConnection, body: bytes, content_type: str,
+         method: str, received_at: datetime, limit: int = HELD_MAX) -> int | None:
+    """Keep a request for replay; how many are now held, or None when `limit` already are
+    (checked, not locked: concurrent requests may pass it by a few). The caller commits."""
+    held = held_count(session, connection)
+    if held >= limit:
+        return None
+    session.add(HeldPayload(workspace_id=connection.workspace_id, connection_id=connection.id,
+                            received_at=received_at, method=method,
+                            content_type=content_type[:255], body=body))
+    return held + 1
+
+
+def held_count(session: Session, connection: WebhookConnection) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(HeldPayload)
+                          .where(*_held(connection))) or 0
+
+
+def held_counts(session: Session, workspace_id: int) -> dict[str, int]:
+    """Connection id -> requests held, for every connection of a workspace, in one query."""
+    return dict(session.execute(
+        sa.select(HeldPayload.connection_id, sa.func.count())
+        .where(HeldPayload.workspace_id == workspace_id)
+        .group_by(HeldPayload.connection_id)).all())
+
+
+def held_ids(session: Session, connection: WebhookConnection) -> list[int]:
+    """The held requests' ids, oldest first (the order they are replayed in)."""
+    return list(session.scalars(sa.select(HeldPayload.id).where(*_held(connection))
+                                .order_by(HeldPayload.id)))
+
+
+def _held(connection: WebhookConnection) -> tuple:
+    return (HeldPayload.workspace_id == connection.workspace_id,
+            HeldPayload.connection_id == connection.id)
 
 
 # --- reading payloads -----------------------------------------------------------------------
@@ -345,7 +395,9 @@ def submission(session: Session, connection: WebhookConnection, rows: list[Any],
             continue
         drafts.append(_draft(position, row, obj, mapping))
     _resolve(session, connection.workspace_id, obj, mapping, drafts, batch)
-    return Submission("connection", [batch], options=_options(obj, mapping, received_at))
+    options = _options(obj, mapping, received_at)
+    options.all_or_nothing = bool(connection.all_or_nothing)
+    return Submission("connection", [batch], options=options)
 
 
 def _operation(connection: WebhookConnection, mapping: dict[str, str], remove: bool) -> str:

@@ -11,20 +11,25 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import WebhookConnection
 from .body import json_body
-from .webhooks import connection_url
+from .webhooks import connection_url, replay
 
 bp = Blueprint("connections_api", __name__, url_prefix="/api/v1/connections")
 
 
-def to_dict(connection: WebhookConnection, detail: bool = False) -> dict[str, Any]:
-    """What the API shows of a connection (the header value too: key holders may set it up)."""
+def to_dict(connection: WebhookConnection, detail: bool = False,
+            held: int | None = None) -> dict[str, Any]:
+    """What the API shows of a connection (the header value too: key holders may set it up);
+    `held`: its count of held requests when the caller has it (a list counts them at once)."""
     data = {
         "id": connection.id, "name": connection.name, "object": connection.object,
         "behavior": connection.behavior, "enabled": connection.enabled,
-        "enforce_auth": connection.enforce_auth, "url": connection_url(connection),
+        "enforce_auth": connection.enforce_auth,
+        "all_or_nothing": bool(connection.all_or_nothing), "url": connection_url(connection),
         "authorization_header": {"name": "Authorization", "value": connection.auth_token},
         "mapping": connection.mapping or {},
         "latest_payload_at": _iso(connection.latest_payload_at),
+        "held_requests": connections.held_count(db.session, connection) if held is None
+        else held,
         "created_at": _iso(connection.created_at),
     }
     if detail:
@@ -58,7 +63,8 @@ def _invalid(exc: connections.Invalid) -> ApiError:
 @require_key()
 def list_all():
     found = connections.list_connections(db.session, g.principal.workspace_id)
-    return jsonify({"connections": [to_dict(c) for c in found]})
+    held = connections.held_counts(db.session, g.principal.workspace_id)
+    return jsonify({"connections": [to_dict(c, held=held.get(c.id, 0)) for c in found]})
 
 
 @bp.post("")
@@ -100,6 +106,13 @@ def rotate(connection_id: str):
     connections.rotate_token(connection)
     db.session.commit()
     return jsonify(to_dict(connection))
+
+
+@bp.post("/<connection_id>/replay")
+@require_key()
+def replay_held(connection_id: str):
+    """Write the requests the connection held while it was disabled (409 while it still is)."""
+    return jsonify(replay(_connection(connection_id)))
 
 
 @bp.delete("/<connection_id>")

@@ -405,8 +405,8 @@ def openapi() -> dict[str, Any]:
         title="correlated REST API", version=API_VERSION, openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
         info={"description": "Send accounts, users and events; read them back. Authenticate "
-                             "with an API key as `Authorization: Bearer <key>` (or as the HTTP "
-                             "Basic user name)."},
+                             "with an API key as `Authorization: Bearer <key>` (or in HTTP Basic: "
+                             "as the user name, or as the password with any user name)."},
         security=[{"bearer": []}, {"basic": []}],
     )
     _components(spec)
@@ -432,7 +432,8 @@ def _components(spec: APISpec) -> None:
         "type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"})
     spec.components.security_scheme("basic", {
         "type": "http", "scheme": "basic",
-        "description": "The API key as user name; any password."})
+        "description": "The API key as user name (empty password), or as password "
+                       "with any user name."})
     for schema in SCHEMAS:
         spec.components.schema(schema.__name__, schema=schema)
     for name, description in RESPONSES.items():

@@ -6,38 +6,56 @@ Both hand the request to the engine as one Submission and answer with Miso's sta
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from .. import database
 from ..auth import Principal, require_key
 from ..errors import ApiError
 from ..extensions import db
 from ..ingest import fields
 from ..ingest.contract import Batch, Outcome, Rejection, Submission, refusal
 from ..ingest.engine import submit
-from ..models import Workspace, utcnow
+from ..models import HeldPayload, Workspace, utcnow
 from ..vocabulary import parse_object
 from . import connections
-from .body import check_row_limit, current_workspace, json_body, rows_of
+from .body import (check_row_limit, current_workspace, raw_body, read_webhook_body,
+                   rows_of, webhook_body)
 
 bp = Blueprint("webhooks", __name__)
 
 REMOVED_FLAG = "_removed"
+# Every method these senders let a sync pick (Hightouch and Census HTTP Request, Segment's
+# Webhooks (Actions)): POST, PUT and PATCH upsert, DELETE removes.
+METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 # --- the quick endpoint ---------------------------------------------------------------------
 
-@bp.route("/hightouch/webhook", methods=["POST", "DELETE"])
+@bp.route("/hightouch/webhook", methods=METHODS)
 @require_key(query_param="token")
 def hightouch_webhook():
     """A batch of rows of any object (detected per row, or forced with `?object=`)."""
-    body = json_body()
+    received_at = utcnow()
+    body = webhook_body()
     rows = rows_of(body)
     forced = _forced_object(request.args.get("object"))
-    submission = detect(rows, forced, remove=request.method == "DELETE")
+    submission = detect(rows, forced, remove=request.method == "DELETE", received_at=received_at)
     submission.payload = body
-    return respond(submit(db.session, current_workspace(), submission))
+    submission.options.all_or_nothing = _flag_param("all_or_nothing")
+    outcome = submit(db.session, current_workspace(), submission)
+    return respond(outcome, _timestamp_note(submission, received_at))
+
+
+def _flag_param(name: str) -> bool:
+    value = request.args.get(name, "").strip().lower()
+    if value not in TRUE + FALSE:
+        raise ApiError(400, f"{name}: expected true or false, got {value!r}")
+    return value in TRUE
 
 
 def _forced_object(value: str | None) -> str | None:
@@ -58,15 +76,16 @@ EVENT_KEYS = _keys_for("event", "event")
 TIME_KEYS = _keys_for("event", "timestamp")
 USER_KEYS = _keys_for("user", "user_id")
 ACCOUNT_KEYS = _keys_for("account", "account_id")
-UNDETECTED = ("object: cannot tell what this row is: send event (or event_name) with a timestamp "
-              "for an event, user_id for a user, account_id for an account, or add "
+UNDETECTED = ("object: cannot tell what this row is: send event (or event_name) for an event, "
+              "user_id for a user, account_id for an account, or add "
               "?object=account|user|event to the URL")
 
 
 def object_of(row: Any) -> str | None:
-    """event (or event_name) with a timestamp -> event; else user_id -> user; else account_id."""
-    keys = {str(k).strip().lower() for k, v in row.items() if v not in (None, "")}
-    if keys & EVENT_KEYS and keys & TIME_KEYS:
+    """event (or event_name) -> event, with or without a timestamp (the time received stands
+    in); else user_id -> user; else account_id -> account."""
+    keys = _given_keys(row)
+    if keys & EVENT_KEYS:
         return "event"
     if keys & USER_KEYS:
         return "user"
@@ -75,9 +94,16 @@ def object_of(row: Any) -> str | None:
     return None
 
 
-def detect(rows: list[Any], forced: str | None, remove: bool) -> Submission:
-    """Sort rows into batches by object and operation; undetectable rows are refused here."""
+def _given_keys(row: dict[str, Any]) -> set[str]:
+    return {str(k).strip().lower() for k, v in row.items() if v not in (None, "")}
+
+
+def detect(rows: list[Any], forced: str | None, remove: bool,
+           received_at: datetime | None = None) -> Submission:
+    """Sort rows into batches by object and operation; undetectable rows are refused here.
+    An event without a timestamp is taken to have happened when it was received."""
     submission = Submission("webhook")
+    submission.options.default_timestamp = received_at or utcnow()
     batches: dict[tuple[str, str], Batch] = {}
     for position, row in enumerate(rows):
         obj = forced or (object_of(row) if isinstance(row, dict) else None)
@@ -97,25 +123,44 @@ def detect(rows: list[Any], forced: str | None, remove: bool) -> Submission:
     return submission
 
 
+def _timestamp_note(submission: Submission, received_at: datetime) -> str | None:
+    """Say so when events were given the time received as their timestamp."""
+    undated = sum(1 for batch in submission.batches if batch.object == "event"
+                  and batch.operation != "remove" for row in batch.rows
+                  if isinstance(row, dict) and not _given_keys(row) & TIME_KEYS)
+    if not undated:
+        return None
+    return (f"{undated:,} event{'s' if undated > 1 else ''} without a timestamp: stored with the "
+            f"time received, {received_at.isoformat().replace('+00:00', 'Z')}")
+
+
 # --- answering -----------------------------------------------------------------------------
 
-def respond(outcome: Outcome) -> Response:
-    """Miso's codes: 201 written, 202 removed, 204 unchanged, 422 nothing storable, 500 fault."""
+def respond(outcome: Outcome, note: str | None = None) -> Response:
+    """Miso's codes: 201 written, 202 removed, 204 unchanged, 422 nothing storable (or, all or
+    nothing, a row rejected), 500 fault."""
     body = {
         "received": outcome.received, "accepted": outcome.total("accepted"),
         "created": outcome.total("created"), "updated": outcome.total("updated"),
         "removed": outcome.total("removed"), "duplicates": outcome.total("duplicates"),
         "rejected": [r.to_dict() for r in outcome.rejected],
     }
+    if note:
+        body["notes"] = [note]
     if outcome.error:
         current_app.logger.error("webhook batch failed: %s", outcome.error)
         return _json({"error": "the batch could not be stored; nothing was written", **body}, 500)
+    if outcome.refusal:
+        return _json({"error": f"{outcome.refusal}; fix the rejected rows and send the batch "
+                               "again", **body}, 422)
     if outcome.rejected and not body["accepted"]:
         return _json({"error": "no row could be stored", **body}, 422)
     if body["created"] or body["updated"]:
         return _json(body, 201)
     if body["removed"]:
         return _json(body, 202)
+    if note:  # 204 has no body, and the note must be read
+        return _json(body, 200)
     return Response(status=204)
 
 
@@ -127,9 +172,10 @@ def _json(body: dict[str, Any], status: int) -> Response:
 
 # --- connections ----------------------------------------------------------------------------
 
-@bp.route("/webhooks/<connection_id>", methods=["POST", "DELETE"])
+@bp.route("/webhooks/<connection_id>", methods=METHODS)
 def connection_webhook(connection_id: str):
-    """A connection's URL: check its header, keep the payload, and write it once enabled."""
+    """A connection's URL: check its header, keep the payload, and write it (or, while the
+    connection is disabled, hold it for replay)."""
     connection = connections.connection_by_id(db.session, connection_id)
     if connection is None:
         raise ApiError(404, "no webhook connection at this URL")
@@ -139,18 +185,32 @@ def connection_webhook(connection_id: str):
     # The connection stands for its workspace on this request (request logs, metrics).
     g.principal = Principal(workspace_id=connection.workspace_id, kind="connection",
                             name=connection.name)
-    body = json_body()
+    body = webhook_body()
     received_at = utcnow()
     connections.keep_payload(connection, body, received_at)
-    db.session.commit()
     if not connection.enabled:
-        return _json({"enabled": False, "written": 0, "message": (
-            "payload received and kept as the connection's latest payload; nothing is written "
-            "until the connection is enabled")}, 202)
-    return respond(_deliver(connection, body, received_at))
+        return _hold(connection, received_at)
+    db.session.commit()
+    return respond(_deliver(connection, body, received_at, request.method))
 
 
-def _deliver(connection: connections.WebhookConnection, body: Any, received_at) -> Outcome:
+def _hold(connection: connections.WebhookConnection, received_at: datetime) -> Response:
+    limit = current_app.config.get("HELD_PAYLOADS_PER_CONNECTION", connections.HELD_MAX)
+    held = connections.hold(db.session, connection, raw_body(), request.content_type or "",
+                            request.method, received_at, limit)
+    db.session.commit()  # the latest payload, and the held request if there was room
+    if held is None:
+        error = ApiError(503, f"the connection is disabled and already holds {limit:,} requests; "
+                              "enable it (save its mapping) and replay them, then send again")
+        error.headers["Retry-After"] = "300"
+        raise error
+    return _json({"enabled": False, "written": 0, "held": held, "message": (
+        "the connection is disabled: this request is held (nothing written yet) and kept as the "
+        "latest payload; save the mapping, then replay the held requests to write them")}, 202)
+
+
+def _deliver(connection: connections.WebhookConnection, body: Any, received_at: datetime,
+             method: str) -> Outcome:
     workspace = db.session.get(Workspace, connection.workspace_id)
     try:
         rows = connections.extract_rows(body, (connection.mapping or {}).get("wrapper"))
@@ -160,10 +220,50 @@ def _deliver(connection: connections.WebhookConnection, body: Any, received_at) 
         raise ApiError(422, str(exc)) from None
     check_row_limit(len(rows))
     submission = connections.submission(db.session, connection, rows,
-                                        remove=request.method == "DELETE",
+                                        remove=method == "DELETE",
                                         received_at=received_at)
     submission.payload = body
     return submit(db.session, workspace, submission)
+
+
+# --- replaying held requests ---------------------------------------------------------------
+
+def replay(connection: connections.WebhookConnection) -> dict[str, Any]:
+    """Write the requests a connection held while disabled, oldest first, each as the request
+    it was (its method, its received time) with the mapping saved since. A request written is
+    no longer held; one refused or failed stays held, to replay again after a fix. Replaying
+    twice is harmless: upserts are idempotent and events de-duplicate."""
+    if not connection.enabled:
+        raise ApiError(409, "the connection is disabled: save its mapping (or enable it) first")
+    results = []
+    for held_id in connections.held_ids(db.session, connection):
+        held = db.session.get(HeldPayload, held_id)
+        if held is None:  # replayed meanwhile by another request
+            continue
+        result = _replay_one(connection, held)
+        if result["replayed"]:
+            database.begin_write(db.session)  # the write after submit's commit, as its own
+            db.session.execute(sa.delete(HeldPayload).where(HeldPayload.id == held_id))
+            db.session.commit()
+        results.append(result)
+    return {"replayed": sum(r["replayed"] for r in results),
+            "held": connections.held_count(db.session, connection), "requests": results}
+
+
+def _replay_one(connection: connections.WebhookConnection, held: HeldPayload) -> dict[str, Any]:
+    received_at, method = held.received_at, held.method
+    if received_at.tzinfo is None:  # SQLite returns naive datetimes
+        received_at = received_at.replace(tzinfo=timezone.utc)
+    base = {"received_at": received_at.isoformat(), "method": method}
+    try:
+        mimetype = held.content_type.split(";")[0].strip().lower()
+        body = read_webhook_body(held.body, mimetype)
+        outcome = _deliver(connection, body, received_at, method)
+    except ApiError as exc:
+        return {**base, "replayed": False, "error": exc.message}
+    problem = outcome.error or outcome.refusal
+    return {**base, "replayed": problem is None, "error": problem,
+            "accepted": outcome.total("accepted"), "rejected": len(outcome.rejected)}
 
 
 # --- where senders find us ------------------------------------------------------------------

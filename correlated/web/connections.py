@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +16,14 @@ from wtforms.validators import DataRequired, Length
 from ..protocols import connections as service
 from ..extensions import db
 from .forms import PostForm
-from ..models import IngestLog, WebhookConnection
-from ..protocols.webhooks import connection_url, public_base_url
+from ..models import IngestLog, WebhookConnection, utcnow
+from ..errors import ApiError
+from ..protocols.webhooks import connection_url, public_base_url, replay
 from .blueprint import bp
 from .common import require_admin, workspace_id
 
 LOG_PER_PAGE = 25
+REJECTED_DAYS = 7  # the ingest log's banner counts the rejected rows of this many days
 STATUSES = [("", "Any outcome"), ("stored", "Stored"), ("partial", "Partly stored"),
             ("rejected", "Every row rejected"), ("refused", "Refused"),
             ("failed", "Database error")]
@@ -76,6 +79,8 @@ class SettingsForm(FlaskForm):
     behavior = SelectField("Behavior", choices=BEHAVIOR_CHOICES)
     enabled = BooleanField("Enabled: write what arrives")
     enforce_auth = BooleanField("Enforce the Authorization header")
+    all_or_nothing = BooleanField("All or nothing: refuse the whole batch (422) when any row is "
+                                  "rejected, so the sender retries it")
 
 
 class MappingForm(FlaskForm):
@@ -99,7 +104,24 @@ def connections():
         connections=service.list_connections(db.session, workspace_id()),
         log=entries, log_total=total, log_pages=max(1, -(-total // LOG_PER_PAGE)),
         wanted=wanted, protocol=wanted.protocol, protocols=PROTOCOLS, statuses=STATUSES,
-        log_objects=LOG_OBJECTS, log_per_page=LOG_PER_PAGE)
+        log_objects=LOG_OBJECTS, log_per_page=LOG_PER_PAGE,
+        rejected_recent=recent_rejections(db.session, workspace_id()), rejected_days=REJECTED_DAYS)
+
+
+@dataclass(frozen=True)
+class Rejections:
+    requests: int
+    rows: int
+
+
+def recent_rejections(session: Any, ws_id: int) -> Rejections:
+    """How many requests of the last REJECTED_DAYS had rejected rows, and how many rows."""
+    since = utcnow() - timedelta(days=REJECTED_DAYS)
+    requests, rows = session.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(IngestLog.rows_rejected), 0))
+        .where(IngestLog.workspace_id == ws_id, IngestLog.rows_rejected > 0,
+               IngestLog.received_at >= since)).one()
+    return Rejections(int(requests), int(rows))
 
 
 @dataclass(frozen=True)
@@ -231,7 +253,7 @@ def _detail_context(found: WebhookConnection) -> dict[str, Any]:
         "settings": SettingsForm(obj=found, formdata=None), "labels": MAPPING_LABELS[found.object],
         "free_text": FREE_TEXT, "payload": pretty(found.latest_payload),
         "keys": service.payload_keys(found.latest_payload, wrapper), "wrappers": wrappers,
-        "button": PostForm(),
+        "button": PostForm(), "held": service.held_count(db.session, found),
     }
 
 
@@ -244,7 +266,8 @@ def connection_settings(connection_id: str):
     if not form.validate_on_submit():
         return _refused(form, here)
     changes = {"name": form.name.data, "behavior": form.behavior.data,
-               "enabled": form.enabled.data, "enforce_auth": form.enforce_auth.data}
+               "enabled": form.enabled.data, "enforce_auth": form.enforce_auth.data,
+               "all_or_nothing": form.all_or_nothing.data}
     return _save(found, changes, "Settings saved.", here)
 
 
@@ -289,6 +312,27 @@ def connection_delete(connection_id: str):
     db.session.commit()
     flash(f"Connection “{found.name}” deleted; its URL no longer accepts data.", "success")
     return redirect(url_for("dashboard.connections"))
+
+
+@bp.post("/connections/<connection_id>/replay")
+def connection_replay(connection_id: str):
+    """Write what the connection held while disabled (the mapping saved since applies)."""
+    require_admin()
+    found = service.get_connection_or_404(db.session, workspace_id(), connection_id)
+    here = url_for("dashboard.connection", connection_id=found.id)
+    if not PostForm().validate_on_submit():
+        return redirect(here)
+    try:
+        summary = replay(found)
+    except ApiError as exc:
+        flash(exc.message, "error")
+        return redirect(here)
+    kept = [r for r in summary["requests"] if not r["replayed"]]
+    flash(f"{summary['replayed']:,} held request(s) written; see the ingest log for each.",
+          "success" if not kept else "info")
+    for r in kept[:5]:
+        flash(f"Still held, request of {r['received_at']}: {r['error']}", "error")
+    return redirect(here)
 
 
 def _save(found: WebhookConnection, changes: dict[str, Any], message: str, here: str):

@@ -83,6 +83,7 @@ FORMS = [
      {"name": "Hacked", "behavior": "upsert", "enabled": "y"}),
     ("dashboard.connection_mapping", "/connections/{conn}/mapping", {"id_field": "id"}),
     ("dashboard.connection_rotate", "/connections/{conn}/rotate", {}),
+    ("dashboard.connection_replay", "/connections/{conn}/replay", {}),
     ("dashboard.connection_delete", "/connections/{conn}/delete", {}),
     ("dashboard.create_key", "/settings/keys", {"name": "Hacked"}),
     ("dashboard.revoke_key", "/settings/keys/{key}/revoke", {}),
