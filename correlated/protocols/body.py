@@ -18,7 +18,8 @@ from ..models import Workspace
 # Deeper than any sync sends (the engine stores values nested up to 32 levels), and shallow
 # enough that adapters may recurse over a body (merging, measuring) without a RecursionError.
 MAX_NESTING = 256
-LONG_NUMBER = re.compile(rb"[0-9]{19}")
+# A number of 19 digits or more: where JSON puts a value (a digit string in quotes is no match).
+LONG_NUMBER = re.compile(rb"(?:^|[\[:,])\s*-?[0-9]{19}")
 
 
 def raw_body() -> bytes:
@@ -65,8 +66,8 @@ def json_body(require_content_type: bool = False) -> Any:
 def parse_json(data: bytes) -> Any:
     """The JSON value of `data`, integers exact whatever their size, or a 400 ApiError."""
     # orjson turns integers outside 64 bits (19 digits and more) into floats, rounding IDs
-    # such as 100000000000000000000001; the standard parser keeps every digit, so bodies with
-    # such a run of digits (rare, and harmless when it is only inside a string) go to it.
+    # such as 100000000000000000000001; the standard parser keeps every digit, so the (rare)
+    # bodies with such a number go to it.
     if not LONG_NUMBER.search(data):
         try:
             return orjson.loads(data)
