@@ -366,6 +366,8 @@ def _core_typed(key: str, value: Any) -> Any:
 
 def _required(obj: str, operation: str, core: dict[str, Any], reasons: list[str],
               options: Options) -> None:
+    if operation == "update":
+        _not_emptied(obj, core, reasons)
     for key in fields.required_fields(obj, operation):
         if key == ID_FIELD[obj] or core.get(key) is not None:  # the ID: _core_values
             continue
@@ -375,6 +377,15 @@ def _required(obj: str, operation: str, core: dict[str, Any], reasons: list[str]
             continue
         hint = " (or account_id)" if key == "user_id" and not options.event_needs_user else ""
         reasons.append(f"{key}{hint}: required")
+
+
+def _not_emptied(obj: str, core: dict[str, Any], reasons: list[str]) -> None:
+    """An update may leave a required field out, never clear it ("" and null both would)."""
+    for key in fields.REQUIRED[obj]:
+        if key in core and core[key] is None and key != ID_FIELD[obj] \
+                and not any(r.startswith(f"{key}:") for r in reasons):
+            reasons.append(f"{key}: required; an update cannot empty it (leave the column out "
+                           "to keep the stored value)")
 
 
 def _attributes(rest: dict[str, Any], catalog: dict, new_fields: dict[str, str],

@@ -86,6 +86,7 @@ ID_MAX = 255
 KEY_MAX = 128
 STRING_MAX = 65_536
 INT64 = 2**63
+EXACT_FLOAT = 2**53  # every integer up to here is exact as a JSON float (a double)
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -157,6 +158,9 @@ def to_identifier(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         raise Invalid(f"expected a string or integer ID, got {describe(value)}")
     if isinstance(value, float) and value.is_integer():
+        if abs(value) > EXACT_FLOAT:  # 1e20, 12345678901234567.0: not the digits sent
+            raise Invalid(f"the number {value!r} is not exact; send a large ID as a string "
+                          "or as an integer without a fraction or exponent")
         value = int(value)
     if not isinstance(value, (str, int)):
         raise Invalid(f"expected a string or integer ID, got {describe(value)}")

@@ -1,6 +1,7 @@
 """Set-based SQL behind the ingest engine: a few statements per batch, never one per row."""
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -17,6 +18,8 @@ from ..vocabulary import ID_FIELD
 from .contract import Options, Record, Rejection, Result
 
 TRAITS = {"account": "traits", "user": "traits", "event": "properties"}
+ATTRIBUTION_LOCKS = 0x7573  # the advisory-lock namespace of users' account attribution
+ATTRIBUTION_BUCKETS = 256  # keys per workspace: bounds the locks one transaction holds
 
 
 def add_fields(session: Session, workspace_id: int, obj: str, new: dict[str, str]) -> None:
@@ -40,14 +43,17 @@ def apply(session: Session, workspace_id: int, obj: str, operation: str,
 
 
 def existing(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
-             *columns: str) -> dict[str, tuple]:
-    """The rows of `obj` among `ids`: id -> (columns...)."""
+             *columns: str, for_update: bool = False) -> dict[str, tuple]:
+    """The rows of `obj` among `ids`: id -> (columns...); `for_update` locks them (in ID order)
+    until the transaction ends (PostgreSQL; SQLite's writer holds the whole database)."""
     table = RECORDS[obj]
     key = table.c[ID_FIELD[obj]]
     found: dict[str, tuple] = {}
     for part in chunks(ids):
         query = sa.select(key, *(table.c[c] for c in columns)).where(
             table.c.workspace_id == workspace_id, key.in_(part))
+        if for_update:
+            query = query.order_by(key).with_for_update()
         for row in session.execute(query):
             found[row[0]] = tuple(row[1:])
     return found
@@ -58,17 +64,20 @@ def existing(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
 def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: str,
                      records: list[Record], result: Result) -> None:
     # One read of the stored rows serves the upsert (which exist, a user's account) and the
-    # dimension history (what the batch changes).
+    # dimension history (what the batch changes). Users given an account are locked as read, so
+    # a concurrent move of the same user waits and then sees this one's account.
     columns = tuple(dict.fromkeys((("account_id",) if obj == "user" else ())
                                   + history.columns(obj)))
-    before = {key: dict(zip(columns, row)) for key, row in
-              existing(session, workspace_id, obj, [r.id for r in records], *columns).items()}
+    moving = obj == "user" and any("account_id" in r.core for r in records)
+    before = _read_before(session, workspace_id, obj, [r.id for r in records], columns, moving)
     if operation == "update":
         missing = [r for r in records if r.id not in before]
         for r in missing:
             result.rejected.append(Rejection(r.index, r.id, f"no {obj} with {ID_FIELD[obj]} {r.id}"))
         result.accepted -= len(missing)
         records = [r for r in records if r.id in before]
+    if moving:
+        before.update(_lock_moves(session, workspace_id, records, before))
     now = utcnow()
     new = [r for r in records if r.id not in before]
     old = [r for r in records if r.id in before]
@@ -79,10 +88,53 @@ def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: s
     result.created += len(new)
     result.updated += len(old)
     if obj == "user":
-        moved = [r.id for r in records if "account_id" in r.core and (
-            r.id not in before or before[r.id]["account_id"] != r.core["account_id"])]
+        moved = _moves(records, before)
         if moved:
             reattribute(session, workspace_id, moved)
+
+
+def _read_before(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
+                 columns: tuple[str, ...], for_update: bool) -> dict[str, dict[str, Any]]:
+    """id -> {column: stored value} of the rows among `ids`."""
+    return {key: dict(zip(columns, row)) for key, row in
+            existing(session, workspace_id, obj, ids, *columns, for_update=for_update).items()}
+
+
+def _moves(records: list[Record], before: dict[str, dict[str, Any]]) -> list[str]:
+    """Users given an account other than the one they have (new users included)."""
+    return [r.id for r in records if "account_id" in r.core
+            and (r.id not in before or before[r.id]["account_id"] != r.core["account_id"])]
+
+
+def _lock_moves(session: Session, workspace_id: int, records: list[Record],
+                before: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Take the attribution locks of the users this batch moves; the users among them another
+    writer created meanwhile (they were not there to lock when read), read again."""
+    moved = _moves(records, before)
+    if not lock_attribution(session, workspace_id, moved, shared=False):
+        return {}
+    new = [uid for uid in moved if uid not in before]
+    columns = tuple(dict.fromkeys(("account_id",) + history.columns("user")))
+    return _read_before(session, workspace_id, "user", new, columns, True) if new else {}
+
+
+def lock_attribution(session: Session, workspace_id: int, user_ids: Sequence[str],
+                     shared: bool) -> bool:
+    """PostgreSQL: the advisory locks (until commit) that order, per user, storing events that
+    take their account from the user (shared) and moving the user (exclusive), so no event is
+    stored with an account its user just left. Under READ COMMITTED neither would see the
+    other's uncommitted rows. Keys in sorted order, so writers queue instead of deadlocking;
+    SQLite has one writer at a time. Returns whether locks were taken."""
+    bind = session.connection()
+    if not user_ids or database.is_sqlite(bind):
+        return False
+    base = (workspace_id % 2**22) * ATTRIBUTION_BUCKETS
+    keys = sorted({base + zlib.crc32(uid.encode()) % ATTRIBUTION_BUCKETS for uid in user_ids})
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    session.execute(sa.text(f"SELECT count({function}(CAST(:space AS integer), key)) "
+                            "FROM unnest(CAST(:keys AS integer[])) AS k(key)"),
+                    {"space": ATTRIBUTION_LOCKS, "keys": keys})
+    return True
 
 
 def _write_profiles(session: Session, workspace_id: int, obj: str, records: list[Record],
@@ -148,6 +200,7 @@ def _insert_events(session: Session, workspace_id: int, records: list[Record],
                    result: Result) -> None:
     need_account = sorted({r.core["user_id"] for r in records
                            if r.core.get("account_id") is None and r.core.get("user_id")})
+    lock_attribution(session, workspace_id, need_account, shared=True)  # before reading them
     accounts = {uid: acc for uid, (acc,) in
                 existing(session, workspace_id, "user", need_account, "account_id").items()}
     now = utcnow()

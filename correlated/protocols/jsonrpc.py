@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, g, jsonify
 
 from ..errors import ApiError, InvalidInput
 from .body import json_body
@@ -183,10 +183,17 @@ def expect_array(value: Any, name: str) -> list[Any]:
 
 
 def check_rows(rows: Any, name: str = "rows") -> list[Any]:
-    """An array of rows within the per-request row limit."""
+    """An array of rows within the row limit, which holds per HTTP request: the calls of one
+    JSON-RPC batch share it (each call counted as it runs; one past the limit is refused)."""
     rows = expect_array(rows, name)
     limit = current_app.config["MAX_ROWS_PER_REQUEST"]
     if len(rows) > limit:
         raise invalid_params(f"{name}: {len(rows):,} in one call; the limit is {limit:,}; "
                              "lower the batch size")
+    used = g.get("rpc_rows", 0)
+    if used + len(rows) > limit:
+        raise invalid_params(f"{name}: {len(rows):,} more would make {used + len(rows):,} in "
+                             f"one HTTP request (a JSON-RPC batch); the limit is {limit:,} rows "
+                             "per request; send the calls in separate requests")
+    g.rpc_rows = used + len(rows)
     return rows
