@@ -96,7 +96,9 @@ def create(session: Session, workspace_id: int, obj: str, key: str, typ: str,
 
 def custom_field(session: Session, workspace_id: int, obj: str, key: str) -> Field:
     """The custom field `key` of `obj` (exactly as the catalog spells it), or NoSuchField."""
-    field = session.get(Field, (workspace_id, obj, key)) if obj in OBJECTS else None
+    # No stored key has a NUL (and PostgreSQL refuses one in a query).
+    known = obj in OBJECTS and "\x00" not in key
+    field = session.get(Field, (workspace_id, obj, key)) if known else None
     if field is None:
         raise NoSuchField(f"no {obj} field {key!r}")
     if field.is_default:

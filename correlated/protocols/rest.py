@@ -317,9 +317,9 @@ def create_field() -> tuple[Response, int]:
     return jsonify(schemas.FieldOut().dump(field)), 201
 
 
-@bp.patch("/fields/<obj>/<path:key>")
+@bp.patch("/fields/<object>/<path:key>")
 @require_key()
-def change_field(obj: str, key: str) -> Response:
+def change_field(object: str, key: str) -> Response:
     """Hide or show a custom field."""
     body = json_body()
     if not isinstance(body, dict):
@@ -327,22 +327,22 @@ def change_field(obj: str, key: str) -> Response:
     change = load(schemas.FieldChange(), body, "body", 422)
     _begin_write()
     with _catalog_change():
-        field = field_catalog.set_hidden(db.session, g.principal.workspace_id, obj, key,
+        field = field_catalog.set_hidden(db.session, g.principal.workspace_id, object, key,
                                          change["hidden"])
         db.session.commit()
     return jsonify(schemas.FieldOut().dump(field))
 
 
-@bp.delete("/fields/<obj>/<path:key>")
+@bp.delete("/fields/<object>/<path:key>")
 @require_key()
-def delete_field(obj: str, key: str) -> Response:
+def delete_field(object: str, key: str) -> Response:
     """Delete a custom field and remove its values from every record."""
     _begin_write()
     with _catalog_change():
-        removed = field_catalog.delete(db.session, g.principal.workspace_id, obj, key)
+        removed = field_catalog.delete(db.session, g.principal.workspace_id, object, key)
         db.session.commit()
     return jsonify(schemas.FieldDeleted().dump(
-        {"object": obj, "key": key, "values_removed": removed}))
+        {"object": object, "key": key, "values_removed": removed}))
 
 
 def _begin_write() -> None:

@@ -99,6 +99,10 @@ def create_field():
         field_catalog.create(db.session, ws, obj, key, form.type.data, label,
                              form.display_format.data or None)
         db.session.commit()
+    except field_catalog.FieldExists:
+        db.session.rollback()
+        flash(f"The {obj} field “{key}” already exists (or is a core field's alias).", "error")
+        return redirect(url_for("dashboard.fields", object=obj))
     except field_catalog.CatalogError as exc:
         db.session.rollback()
         flash(f"No field added: {exc}.", "error")
