@@ -45,16 +45,22 @@ def load_keys(session: Session, workspace_id: int, obj: str, keys: Iterable[str]
     `lock` (PostgreSQL) holds them against a concurrent delete until commit, so no value is
     written for a field deleted meanwhile (FOR KEY SHARE: relabelling and hiding still go on).
     """
+    keys = set(keys)
+    # lower(key) is the unique index's expression (an index lookup; an OR of it and the primary
+    # key scanned the whole catalog on SQLite). SQL's lower() may fold only ASCII: keys beyond
+    # it are also looked up as spelled.
+    lookups = [(sa.func.lower(Field.key), sorted({k.lower() for k in keys})),
+               (Field.key, sorted(k for k in keys if not k.isascii()))]
     found: dict[str, Field] = {}
-    for part in chunks(sorted(set(keys))):
-        query = sa.select(Field).where(
-            Field.workspace_id == workspace_id, Field.object == obj,
-            sa.or_(Field.key.in_(part), sa.func.lower(Field.key).in_({k.lower() for k in part})))
-        if lock:
-            query = query.with_for_update(read=True, key_share=True)
-        for f in session.scalars(query):
-            found[f.key] = f
-            found.setdefault(f.key.lower(), f)
+    for column, values in lookups:
+        for part in chunks(values):
+            query = sa.select(Field).where(Field.workspace_id == workspace_id,
+                                           Field.object == obj, column.in_(part))
+            if lock:
+                query = query.with_for_update(read=True, key_share=True)
+            for f in session.scalars(query):
+                found[f.key] = f
+                found.setdefault(f.key.lower(), f)
     return found
 
 
