@@ -125,6 +125,7 @@ def delete(session: Session, workspace_id: int, obj: str, key: str) -> int:
 
     A sync that sends the key again creates the field anew (from its first value's type).
     """
+    custom_field(session, workspace_id, obj, key)  # an unknown object or key: before locking
     lock(session, workspace_id, obj)
     field = custom_field(session, workspace_id, obj, key)
     removed = remove_values(session, workspace_id, obj, field.key)

@@ -180,7 +180,8 @@ def attribute_keys(rows: Sequence[Any], aliases: "ColumnNames") -> set[str]:
     for row in rows:
         if isinstance(row, dict):
             for key in row:
-                if isinstance(key, str):
+                # A NUL or a lone surrogate: the row is rejected for it, and no query may carry it.
+                if isinstance(key, str) and check_json(key) is None:
                     top = key.split(NEST, 1)[0]
                     if aliases[top] is None:
                         keys.add(top)

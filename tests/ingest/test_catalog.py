@@ -352,3 +352,14 @@ def test_members_can_neither_hide_nor_delete(app, db, fields_of):
     assert post(client, "/fields/account/tier/hidden", {"hidden": "true"},
                 "/fields").status_code == 403
     assert traits(db, fields_of.workspace, "a1") == {"tier": "gold", "score": 3}
+
+
+def test_unstorable_column_names_are_rejected_before_any_catalog_lookup(db, workspace):
+    result = ingest(db.session, workspace, "account", "upsert", [
+        {"account_id": "a1", "name": "A", "bad\x00key": 1},
+        {"account_id": "a2", "name": "B", "\ud800": 2},
+        {"account_id": "a3", "name": "C", "fine": 3}])
+    assert result.error is None and result.accepted == 1
+    assert [r.reason for r in result.rejected] == [
+        "bad\\x00key: column name contains a NUL character",
+        "\\ud800: column name contains invalid unicode (a lone surrogate)"]
