@@ -2,7 +2,7 @@
 differing-case keys merged into one), and `hidden`
 
 Revision ID: 0004_catalog
-Revises: 0003_signals
+Revises: 0004_exports
 """
 from collections import defaultdict
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = "0004_catalog"
-down_revision = "0003_signals"
+down_revision = "0004_exports"
 branch_labels = None
 depends_on = None
 
