@@ -44,6 +44,9 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
 
     app.config.update(config.load(app.instance_path))
     app.config.update(overrides or {})
+    from .ingest import catalog  # the engine takes no Flask config: its one server setting
+
+    catalog.MAX_CUSTOM_FIELDS = app.config["MAX_CUSTOM_FIELDS"]
 
 
 def register_extensions(app: Flask) -> None:

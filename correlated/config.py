@@ -17,6 +17,8 @@ SETTINGS: list[tuple[str, str, Any, type]] = [
     # an event timestamp further ahead than this is refused (a clock or unit mistake); the
     # engine reads it itself, from the environment, so every surface holds the same limit
     ("MAX_FUTURE_HOURS", "CORRELATED_MAX_FUTURE_HOURS", 24.0, float),
+    # custom fields per object (accounts, users, events); rows that would add more are rejected
+    ("MAX_CUSTOM_FIELDS", "CORRELATED_MAX_CUSTOM_FIELDS", 200, int),
     ("REDIS_URL", "CORRELATED_REDIS_URL", None, str),
     ("RATE_LIMIT", "CORRELATED_RATE_LIMIT", "6000 per minute", str),
     ("LOGIN_RATE_LIMIT", "CORRELATED_LOGIN_RATE_LIMIT", "10 per minute", str),

@@ -92,6 +92,11 @@ class Field(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTC, default=utcnow)
     # number | percent | currency:<ISO 4217 code>; None shows values as sent (dashboards only)
     display_format: Mapped[str | None] = mapped_column(sa.String(32))
+    # Hidden by an admin: kept and still written, but left out of pickers, lists and syncs' lists.
+    hidden: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # One field per key whatever its case (`SalesRegion`, `salesregion`): syncs match it so.
+    __table_args__ = (sa.Index("uq_fields_folded_key", "workspace_id", "object",
+                               sa.text("lower(key)"), unique=True),)
 
 
 class Account(db.Model):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, scoped_session
 from .. import config, database
 from ..models import Workspace
 from ..vocabulary import EVENT_NAME_MAX, ID_FIELD, OBJECTS, OPERATIONS, TEXT_MAX
-from . import fields, writes
+from . import catalog as field_catalog, fields, writes
 from .contract import (Batch, Options, Outcome, Record, Rejection, Result, RowError,
                        Submission)
 from .fields import Invalid
@@ -170,21 +170,75 @@ def _run(session: Session, workspace_id: int, submission: Submission,
 
 def _store(session: Session, workspace_id: int, batch: Batch, options: Options,
            create_fields: bool, result: Result) -> None:
-    catalog = fields.load_catalog(session, workspace_id, batch.object)
-    new_fields: dict[str, str] = {}
-    records = _validate(batch, catalog, new_fields, create_fields, options, result)
-    if new_fields:
-        writes.add_fields(session, workspace_id, batch.object, new_fields)
-    writes.apply(session, workspace_id, batch.object, batch.operation, records, options, result)
+    obj = batch.object
+    aliases = ColumnNames(fields.alias_map(obj) if options.aliases
+                          else {key: key for key in fields.CORE[obj]})
+    keys = attribute_keys(batch.rows, aliases)
+    catalog = field_catalog.load_keys(session, workspace_id, obj, keys, lock=True)
+    new_fields = NewFields(obj)
+    unknown = [k for k in keys if k not in catalog and k.lower() not in catalog]
+    if unknown and create_fields and batch.operation != "remove":
+        # One creator per object at a time: a concurrent request's new field (its type, its
+        # case) is read here once it commits, and the cap counts what exists.
+        field_catalog.lock(session, workspace_id, obj)
+        catalog.update(field_catalog.load_keys(session, workspace_id, obj, unknown, lock=True))
+        new_fields.room = field_catalog.room(session, workspace_id, obj)
+    records = _validate(batch, aliases, catalog, new_fields, create_fields, options, result)
+    if new_fields.kept:
+        writes.add_fields(session, workspace_id, obj, dict(new_fields.kept.values()))
+    writes.apply(session, workspace_id, obj, batch.operation, records, options, result)
+
+
+def attribute_keys(rows: Sequence[Any], aliases: "ColumnNames") -> set[str]:
+    """The top-level names of the batch's non-core columns: the catalog entries it needs."""
+    keys: set[str] = set()
+    for row in rows:
+        if isinstance(row, dict):
+            for key in row:
+                # A NUL or a lone surrogate: the row is rejected for it, and no query may carry it.
+                if isinstance(key, str) and check_json(key) is None:
+                    top = key.split(NEST, 1)[0]
+                    if aliases[top] is None:
+                        keys.add(top)
+    return keys
+
+
+class NewFields:
+    """Custom fields a batch creates: lower-cased key -> (key as its first row spelled it, type).
+
+    Only accepted rows create fields (a row's proposals are kept when it is), at most `room`.
+    """
+
+    def __init__(self, obj: str, room: int = 0):
+        self.obj, self.room = obj, room
+        self.kept: dict[str, tuple[str, str]] = {}
+        self.pending: dict[str, tuple[str, str]] = {}
+
+    def get(self, key: str) -> tuple[str, str] | None:
+        folded = key.lower()
+        return self.kept.get(folded) or self.pending.get(folded)
+
+    def propose(self, key: str, typ: str) -> bool:
+        if len(self.kept) + len(self.pending) >= self.room:
+            return False
+        self.pending[key.lower()] = (key, typ)
+        return True
+
+    def settle(self, accepted: bool) -> None:
+        if accepted:
+            self.kept.update(self.pending)
+        self.pending.clear()
+
+    def refusal(self, keys: list[str]) -> str:
+        more = f" ({len(keys) - 1} more new fields in this row)" if len(keys) > 1 else ""
+        return f"{keys[0]}: new field not created: {field_catalog.cap_reason(self.obj)}{more}"
 
 
 # --- validation -----------------------------------------------------------------------------
 
-def _validate(batch: Batch, catalog: dict, new_fields: dict[str, str], create_fields: bool,
-              options: Options, result: Result) -> list[Record]:
+def _validate(batch: Batch, aliases: ColumnNames, catalog: dict, new_fields: NewFields,
+              create_fields: bool, options: Options, result: Result) -> list[Record]:
     """Records of the valid rows (same ID twice: merged in order, so the last one wins)."""
-    aliases = ColumnNames(fields.alias_map(batch.object) if options.aliases
-                          else {key: key for key in fields.CORE[batch.object]})
     catalog = {k: (f.key, f.type) for k, f in catalog.items()}  # plain tuples: read per value
     by_id: dict[str, Record] = {}
     latest = latest_event_time() if batch.object == "event" and batch.operation != "remove" \
@@ -194,8 +248,10 @@ def _validate(batch: Batch, catalog: dict, new_fields: dict[str, str], create_fi
             record = _record(batch.position(index), row, batch, aliases, catalog, new_fields,
                              create_fields, options, latest)
         except RowError as exc:
+            new_fields.settle(accepted=False)
             result.rejected.append(Rejection(batch.position(index), exc.row_id, str(exc)))
             continue
+        new_fields.settle(accepted=True)
         result.accepted += 1
         earlier = by_id.get(record.id)
         if earlier is None:
@@ -229,7 +285,7 @@ def _not_ahead(core: dict[str, Any], latest: datetime, reasons: list[str]) -> No
 
 
 def _record(index: int, row: Any, batch: Batch, aliases: dict[str, str], catalog: dict,
-            new_fields: dict[str, str], create_fields: bool, options: Options,
+            new_fields: NewFields, create_fields: bool, options: Options,
             latest: datetime | None = None) -> Record:
     if not isinstance(row, dict):
         raise RowError([f"row: expected a JSON object, got {fields.describe(row)}"])
@@ -388,19 +444,18 @@ def _not_emptied(obj: str, core: dict[str, Any], reasons: list[str]) -> None:
                            "to keep the stored value)")
 
 
-def _attributes(rest: dict[str, Any], catalog: dict, new_fields: dict[str, str],
+def _attributes(rest: dict[str, Any], catalog: dict, new_fields: NewFields,
                 create_fields: bool, reasons: list[str]) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
+    over_cap: list[str] = []
     for key, value in rest.items():
         problem = check_json(value)
         if problem:
             reasons.append(f"{key}: {problem}")
             continue
-        known = catalog.get(key.lower())
+        known = catalog.get(key) or catalog.get(key.lower()) or new_fields.get(key)
         if known is not None:
-            name, typ = known
-        elif key.lower() in new_fields:
-            name, typ = key.lower(), new_fields[key.lower()]
+            name, typ = known  # the catalog's spelling of the key, whatever the row's case
         elif value is None:
             continue  # nothing to clear on a field that does not exist yet
         elif not create_fields:
@@ -411,11 +466,15 @@ def _attributes(rest: dict[str, Any], catalog: dict, new_fields: dict[str, str],
             continue
         else:
             name, typ = key, fields.infer_type(value)
-            new_fields[key.lower()] = typ
+            if not new_fields.propose(key, typ):
+                over_cap.append(key)
+                continue
         try:
             attrs[name] = fields.coerce(value, typ)
         except Invalid as exc:
             reasons.append(f"{key}: {exc} (field type {typ})")
+    if over_cap:
+        reasons.append(new_fields.refusal(over_cap))
     return attrs
 
 

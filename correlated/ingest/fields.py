@@ -116,12 +116,13 @@ def seed_defaults(session: Session, workspace_id: int) -> None:
     session.execute(stmt.on_conflict_do_nothing(), rows)
 
 
-def load_catalog(session: Session, workspace_id: int, obj: str) -> dict[str, Field]:
-    """The object's fields keyed by lower-cased key."""
-    fields = session.scalars(
-        sa.select(Field).where(Field.workspace_id == workspace_id, Field.object == obj)
-    )
-    return {f.key.lower(): f for f in fields}
+def load_catalog(session: Session, workspace_id: int, obj: str,
+                 include_hidden: bool = True) -> dict[str, Field]:
+    """The object's fields keyed by lower-cased key (pickers and lists: without hidden ones)."""
+    query = sa.select(Field).where(Field.workspace_id == workspace_id, Field.object == obj)
+    if not include_hidden:
+        query = query.where(Field.hidden.is_(False))
+    return {f.key.lower(): f for f in session.scalars(query)}
 
 
 def label_for(key: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
@@ -15,8 +16,9 @@ from flask import Blueprint, Response, g, jsonify
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from .. import csvexport
+from .. import csvexport, database
 from . import export, schemas
+from ..ingest import catalog as field_catalog
 from ..ingest import fields as catalog
 from ..auth import require_key
 from ..errors import ApiError
@@ -242,7 +244,8 @@ def _with_blocks(obj: str, chunk: list[RowMapping], names: list[str]) -> list[di
 
 
 def csv_columns(obj: str) -> list[tuple[str, Callable[[RowMapping], Any]]]:
-    """(header, getter): the record's columns, then its dimensions/properties by catalog key.
+    """(header, getter): the record's columns, then its dimensions/properties by catalog key
+    (hidden fields left out).
 
     A dimension named like a record column (accounts have a `created_at` dimension) is headed
     `dimensions.<key>` so neither hides the other.
@@ -252,7 +255,8 @@ def csv_columns(obj: str) -> list[tuple[str, Callable[[RowMapping], Any]]]:
     core = set(catalog.CORE[obj])
     keys = db.session.scalars(
         sa.select(Field.key)
-        .where(Field.workspace_id == g.principal.workspace_id, Field.object == obj)
+        .where(Field.workspace_id == g.principal.workspace_id, Field.object == obj,
+               Field.hidden.is_(False))
         .order_by(Field.is_default.desc(), Field.key)).all()
     columns: list[tuple[str, Callable[[RowMapping], Any]]] = [
         (name, lambda row, name=name: row[name]) for name in record]
@@ -298,24 +302,66 @@ def list_fields() -> Response:
 def create_field() -> tuple[Response, int]:
     """A custom field: 201, 409 when its key exists (or is a core field's alias)."""
     spec = field_spec(load_query(schemas.FieldQuery).get("object"), json_body())
-    obj, key = spec["object"], spec["key"]
-    existing = catalog.load_catalog(db.session, g.principal.workspace_id, obj).get(key.lower())
-    if existing is not None:
-        raise ApiError(409, f"key: the {obj} field {existing.key!r} exists")
-    core = catalog.alias_map(obj).get(key.lower())
-    if core is not None:
-        raise ApiError(409, f"key: {key!r} is an alias of the core {obj} field {core!r}")
-    db.session.commit()  # end the read: on SQLite, a write after a read can find the lock taken
-    field = Field(workspace_id=g.principal.workspace_id, object=obj, key=key,
-                  label=spec.get("label") or catalog.label_for(key), type=spec["type"],
-                  is_default=False, display_format=spec.get("format"))
-    db.session.add(field)
+    _begin_write()
     try:
+        field = field_catalog.create(
+            db.session, g.principal.workspace_id, spec["object"], spec["key"], spec["type"],
+            spec.get("label"), spec.get("format"))
         db.session.commit()
-    except IntegrityError:  # created concurrently, e.g. by a sync
+    except field_catalog.CatalogError as exc:
         db.session.rollback()
-        raise ApiError(409, f"key: the {obj} field {key!r} exists") from None
+        raise ApiError(409, f"key: {exc}") from None
+    except IntegrityError:  # created concurrently under another spelling the index folds
+        db.session.rollback()
+        raise ApiError(409, f"key: the {spec['object']} field {spec['key']!r} exists") from None
     return jsonify(schemas.FieldOut().dump(field)), 201
+
+
+@bp.patch("/fields/<object>/<path:key>")
+@require_key()
+def change_field(object: str, key: str) -> Response:
+    """Hide or show a custom field."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "body: expected a JSON object with hidden (true or false)")
+    change = load(schemas.FieldChange(), body, "body", 422)
+    _begin_write()
+    with _catalog_change():
+        field = field_catalog.set_hidden(db.session, g.principal.workspace_id, object, key,
+                                         change["hidden"])
+        db.session.commit()
+    return jsonify(schemas.FieldOut().dump(field))
+
+
+@bp.delete("/fields/<object>/<path:key>")
+@require_key()
+def delete_field(object: str, key: str) -> Response:
+    """Delete a custom field and remove its values from every record."""
+    _begin_write()
+    with _catalog_change():
+        removed = field_catalog.delete(db.session, g.principal.workspace_id, object, key)
+        db.session.commit()
+    return jsonify(schemas.FieldDeleted().dump(
+        {"object": object, "key": key, "values_removed": removed}))
+
+
+def _begin_write() -> None:
+    """End the read (on SQLite a write after a read can find the lock taken), begin a write."""
+    db.session.commit()
+    database.begin_write(db.session)
+
+
+@contextmanager
+def _catalog_change() -> Iterator[None]:
+    """A refused change as the API's answer: 404 for no such field, 409 for a default one."""
+    try:
+        yield
+    except field_catalog.NoSuchField as exc:
+        db.session.rollback()
+        raise ApiError(404, str(exc)) from None
+    except field_catalog.CatalogError as exc:
+        db.session.rollback()
+        raise ApiError(409, f"key: {exc}") from None
 
 
 def field_spec(query_object: str | None, body: Any) -> dict[str, Any]:

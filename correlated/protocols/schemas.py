@@ -244,6 +244,10 @@ class FieldOut(Schema):
     format = fields.String(attribute="display_format", allow_none=True, metadata={
         "description": "How dashboards show values: number, percent, currency:<ISO code>; "
                        "null shows them as sent."})
+    hidden = fields.Boolean(metadata={
+        "description": "Hidden by an admin: values are still stored and returned, but the "
+                       "field is left out of dashboards' pickers, CSV exports and syncs' field "
+                       "lists."})
 
 
 class FieldList(Schema):
@@ -280,6 +284,18 @@ class FieldIn(Schema):
     type = fields.String(required=True, validate=validate.OneOf(catalog.TYPES))
     format = fields.String(allow_none=True, validate=_display_format, metadata={
         "description": "number, percent or currency:<ISO code> (e.g. currency:USD)."})
+
+
+class FieldChange(Schema):
+    hidden = fields.Boolean(required=True, metadata={
+        "description": "Hide (true) or show (false) the field."})
+
+
+class FieldDeleted(Schema):
+    object = fields.String()
+    key = fields.String()
+    values_removed = fields.Integer(metadata={
+        "description": "Records whose value of the field was removed."})
 
 
 class ErrorOut(Schema):
@@ -379,7 +395,7 @@ COLLECTIONS = {  # collection -> (object, ID field, input, output, page)
 SCHEMAS = [AccountIn, UserIn, EventIn, AccountOut, MetricsOut, AccountDetail, UserOut, EventOut,
            AccountListed, UserListed, AccountPage, UserPage, EventPage, RejectionOut, WriteResult,
            FieldOut, FieldList,
-           FieldIn, ErrorOut]
+           FieldIn, FieldChange, FieldDeleted, ErrorOut]
 RESPONSES = {
     "BadRequest": "The request is malformed: not JSON, an invalid parameter or mode.",
     "Unauthorized": "Missing, invalid or revoked API key.",
@@ -516,10 +532,44 @@ def _field_paths(spec: APISpec) -> None:
             "responses": {"201": {"description": "Created", "content": json_content("FieldOut")},
                           "400": "BadRequest", "401": "Unauthorized",
                           "409": {"description": "A field with this key exists (or the key is a "
-                                                 "core field's alias).",
+                                                 "core field's alias), or the object has the "
+                                                 "maximum of custom fields "
+                                                 "(CORRELATED_MAX_CUSTOM_FIELDS, 200 by "
+                                                 "default).",
                                   "content": json_content("ErrorOut")},
                           "413": "TooLarge",
                           "422": {"description": "Invalid field definition.",
                                   "content": json_content("ErrorOut")}},
+        },
+    })
+    _custom_field_paths(spec)
+
+
+def _custom_field_paths(spec: APISpec) -> None:
+    def params() -> list[dict]:
+        return [{"in": "path", "name": "object", "required": True,
+                 "schema": {"type": "string", "enum": list(catalog.CORE)}},
+                {"in": "path", "name": "key", "required": True, "schema": {"type": "string"},
+                 "description": "The field's key as the catalog spells it."}]
+
+    not_custom = {"description": "A core or default field: only custom fields change so.",
+                  "content": json_content("ErrorOut")}
+    spec.path(path=f"{API_PREFIX}/fields/{{object}}/{{key}}", operations={
+        "patch": {
+            "summary": "Hide or show a custom field", "operationId": "change_field",
+            "parameters": params(),
+            "requestBody": {"required": True, "content": json_content("FieldChange")},
+            "responses": {"200": {"description": "Changed", "content": json_content("FieldOut")},
+                          "400": "BadRequest", "401": "Unauthorized", "404": "NotFound",
+                          "409": not_custom, "413": "TooLarge",
+                          "422": {"description": "Invalid change.",
+                                  "content": json_content("ErrorOut")}},
+        },
+        "delete": {
+            "summary": "Delete a custom field and its values", "operationId": "delete_field",
+            "parameters": params(),
+            "responses": {"200": {"description": "Deleted",
+                                  "content": json_content("FieldDeleted")},
+                          "401": "Unauthorized", "404": "NotFound", "409": not_custom},
         },
     })

@@ -60,10 +60,12 @@ def is_reference(obj: str, key: str) -> bool:
 
 
 def catalog(session: Session, workspace_id: int, obj: str) -> list[Field]:
-    """The object's fields in the order a person expects: core, default, then custom by name."""
+    """The object's fields in the order a person expects: core, default, then custom by name
+    (hidden ones left out: syncs list what an admin wants mapped)."""
     order = list(fields.CORE[obj]) + [key for key, _l, _t in fields.DEFAULT_DIMENSIONS[obj]]
     found = session.scalars(sa.select(Field).where(Field.workspace_id == workspace_id,
-                                                   Field.object == obj)).all()
+                                                   Field.object == obj,
+                                                   Field.hidden.is_(False))).all()
     return sorted(found, key=lambda f: (order.index(f.key) if f.key in order else len(order),
                                         f.key.lower()))
 

@@ -5,6 +5,7 @@ from flask import abort, render_template, request
 
 from ..analytics import charts, listing, rollups
 from ..ingest import fields as catalog_fields
+from ..ingest.catalog import load_keys
 from ..extensions import db
 from ..models import Account
 from .blueprint import bp
@@ -72,12 +73,15 @@ def account(account_id: str):
 
 
 def labelled_dimensions(ws: int, obj: str, traits: dict) -> list[dict]:
-    """Every dimension of a record: catalog fields first (default, then custom), labelled."""
-    catalog = catalog_fields.load_catalog(db.session, ws, obj)
-    ordered = sorted(catalog.values(), key=lambda f: (not f.is_default, f.label.lower()))
+    """Every dimension of a record: catalog fields first (default, then custom), labelled;
+    hidden fields left out. Only the record's own keys are read from the catalog."""
+    catalog = load_keys(db.session, ws, obj, traits or {})
+    ordered = sorted(set(catalog.values()), key=lambda f: (not f.is_default, f.label.lower()))
     out = []
-    seen = set()
+    seen = {f.key for f in ordered if f.hidden}
     for f in ordered:
+        if f.hidden:
+            continue
         if f.key in (traits or {}):
             out.append({"key": f.key, "label": f.label, "type": f.type,
                         "format": f.display_format, "custom": not f.is_default,

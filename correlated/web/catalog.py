@@ -1,11 +1,15 @@
-"""Fields: the catalog per object, with how many records carry each field; add and relabel."""
+"""Fields: the catalog per object, with how many records carry each field; add, relabel, hide
+and delete."""
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from .. import database
+from ..ingest import catalog as field_catalog
 from ..ingest import fields as catalog_fields
 from ..extensions import db
 from .forms import FORMAT_CHOICES, FieldForm, FormatForm, LabelForm
@@ -16,6 +20,7 @@ from .blueprint import bp
 from .common import require_admin, workspace_id
 
 SAMPLE_EVENTS = 10_000  # event properties are counted over the newest events only
+COUNTS_PER_QUERY = 400  # columns per usage query: under SQLite's and PostgreSQL's limits
 
 
 @bp.get("/fields")
@@ -32,6 +37,8 @@ def fields():
     return render_template("fields/index.html", obj=obj, catalog=catalog, counts=counts,
                            total=total, core=catalog_fields.CORE[obj],
                            form=FieldForm(object=obj), label_form=LabelForm(),
+                           cap=field_catalog.MAX_CUSTOM_FIELDS,
+                           custom=sum(1 for f in catalog if not f.is_default),
                            format_choices=FORMAT_CHOICES,
                            sample=SAMPLE_EVENTS if obj == "event" else None)
 
@@ -46,9 +53,17 @@ def usage(ws: int, obj: str, catalog: list[Field]) -> tuple[dict[str, int], int]
             columns[f.key] = sa.func.count(source.c[f.key])
         elif usable_key(f.key):
             columns[f.key] = sa.func.count(_as_text(json_column, f.key))
-    labelled = [c.label(f"c{i}") for i, c in enumerate(columns.values())]
-    row = db.session.execute(sa.select(sa.func.count(), *labelled).select_from(source)).one()
-    return {key: int(row[i + 1]) for i, key in enumerate(columns)}, int(row[0])
+    counts: dict[str, int] = {}
+    total = 0
+    keys = list(columns)
+    # A catalog from before the cap can hold thousands of fields: a few columns per query.
+    for start in range(0, max(len(keys), 1), COUNTS_PER_QUERY):
+        part = keys[start:start + COUNTS_PER_QUERY]
+        labelled = [columns[k].label(f"c{i}") for i, k in enumerate(part)]
+        row = db.session.execute(sa.select(sa.func.count(), *labelled).select_from(source)).one()
+        counts.update({key: int(row[i + 1]) for i, key in enumerate(part)})
+        total = int(row[0])
+    return counts, total
 
 
 def _source(ws: int, obj: str) -> Any:
@@ -78,16 +93,61 @@ def create_field():
                 flash(error, "error")
         return redirect(url_for("dashboard.fields", object=obj))
     key = form.key.data.strip()
-    if key.lower() in catalog_fields.load_catalog(db.session, ws, obj) or \
-            key.lower() in catalog_fields.alias_map(obj):
-        flash(f"The {obj} field “{key}” already exists.", "error")
+    label = form.label.data.strip()
+    database.begin_write(db.session)
+    try:
+        field_catalog.create(db.session, ws, obj, key, form.type.data, label,
+                             form.display_format.data or None)
+        db.session.commit()
+    except field_catalog.FieldExists:
+        db.session.rollback()
+        flash(f"The {obj} field “{key}” already exists (or is a core field's alias).", "error")
         return redirect(url_for("dashboard.fields", object=obj))
-    db.session.add(Field(workspace_id=ws, object=obj, key=key, label=form.label.data.strip(),
-                         type=form.type.data, is_default=False,
-                         display_format=form.display_format.data or None))
-    db.session.commit()
-    flash(f"Custom field “{form.label.data.strip()}” ({key}) added to {obj}s.", "success")
+    except field_catalog.CatalogError as exc:
+        db.session.rollback()
+        flash(f"No field added: {exc}.", "error")
+        return redirect(url_for("dashboard.fields", object=obj))
+    flash(f"Custom field “{label}” ({key}) added to {obj}s.", "success")
     return redirect(url_for("dashboard.fields", object=obj))
+
+
+@bp.post("/fields/<obj>/<path:key>/hidden")
+def hide_field(obj: str, key: str):
+    """Hide a custom field from pickers, lists, CSV and syncs' field lists (or show it again)."""
+    require_admin()
+    hidden = request.form.get("hidden") == "true"
+    with _custom_field_change():
+        database.begin_write(db.session)
+        field = field_catalog.set_hidden(db.session, workspace_id(), obj, key, hidden)
+        db.session.commit()
+        flash(f"“{field.label}” is now {'hidden' if hidden else 'shown'}.", "success")
+    return redirect(url_for("dashboard.fields", object=obj))
+
+
+@bp.post("/fields/<obj>/<path:key>/delete")
+def delete_field(obj: str, key: str):
+    """Delete a custom field and its values from every record."""
+    require_admin()
+    with _custom_field_change():
+        database.begin_write(db.session)
+        removed = field_catalog.delete(db.session, workspace_id(), obj, key)
+        db.session.commit()
+        flash(f"Deleted the {obj} field “{key}” and its values from {removed:,} records.",
+              "success")
+    return redirect(url_for("dashboard.fields", object=obj))
+
+
+@contextmanager
+def _custom_field_change() -> Iterator[None]:
+    """A refused change flashed (a missing field is a 404); CSRFProtect checked the token."""
+    try:
+        yield
+    except field_catalog.NoSuchField:
+        db.session.rollback()
+        abort(404, "No such field in this workspace.")
+    except field_catalog.CatalogError as exc:
+        db.session.rollback()
+        flash(f"{exc}.", "error")
 
 
 @bp.post("/fields/<obj>/<path:key>/label")

@@ -62,7 +62,7 @@ def _selected(ws: int, frame, name: str) -> dict:
 def _breakdown_dimensions(ws: int) -> dict[str, Field]:
     """Account dimensions to break down by (key -> field), text-like fields first; numbers and
     dates are broken down in ranges."""
-    catalog = catalog_fields.load_catalog(db.session, ws, "account")
+    catalog = catalog_fields.load_catalog(db.session, ws, "account", include_hidden=False)
     usable = [f for f in catalog.values() if f.key not in ("account_id", "name")
               and usable_key(f.key) and f.type not in ("OBJECT", "ARRAY")]
     usable.sort(key=lambda f: (f.type != "STRING", f.label.lower()))

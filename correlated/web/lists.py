@@ -155,7 +155,7 @@ def prepare(kind: Kind, obj: str, endpoint: str, defaults: list[str],
     from .common import workspace_id
 
     ws = workspace_id()
-    catalog = catalog_fields.load_catalog(db.session, ws, obj)
+    catalog = catalog_fields.load_catalog(db.session, ws, obj, include_hidden=False)
     dims = [Column(f.key, f.label, f.type, f.type == "NUMBER", f.display_format)
             for f in catalog.values()
             if usable_key(f.key) and f.key not in kind.core]

@@ -96,7 +96,7 @@ def pickers(ws: int) -> dict[str, Any]:
     """Fields per object with their ops, metrics, and event names, for the builder's pickers."""
     out: dict[str, Any] = {"metrics": list(METRICS), "objects": {}}
     for obj in ("account", "user"):
-        known = catalog.load_catalog(db.session, ws, obj)
+        known = catalog.load_catalog(db.session, ws, obj, include_hidden=False)
         out["objects"][obj] = sorted(
             ({"key": f.key, "label": f.label, "type": f.type,
               "ops": list(OPS_BY_TYPE.get(f.type, ()))} for f in known.values()

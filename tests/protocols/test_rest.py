@@ -459,7 +459,8 @@ def test_fields_lists_the_catalog(api):
     accounts = api.get("/fields", object="account").json()["data"]
     by_key = {f["key"]: f for f in accounts}
     assert by_key["name"] == {"object": "account", "key": "name", "label": "Company Name",
-                              "type": "STRING", "default": True, "format": None}
+                              "type": "STRING", "default": True, "format": None,
+                              "hidden": False}
     assert by_key["arr"]["type"] == "NUMBER" and by_key["arr"]["format"] == "currency:USD"
     everything = api.get("/fields").json()["data"]
     assert {f["object"] for f in everything} == {"account", "user", "event"}
@@ -470,7 +471,8 @@ def test_create_a_custom_field(api, db, workspace):
     response = api.post("/fields?object=user", {"key": "nps_score", "type": "NUMBER"})
     assert response.status_code == 201
     assert response.json() == {"object": "user", "key": "nps_score", "label": "Nps Score",
-                               "type": "NUMBER", "default": False, "format": None}
+                               "type": "NUMBER", "default": False, "format": None,
+                               "hidden": False}
     (field,) = stored(db, Field, workspace, object="user", key="nps_score")
     assert field.type == "NUMBER" and not field.is_default
     # The engine now types incoming values by it.
@@ -534,5 +536,5 @@ def test_schemathesis_loads_the_document():
     create_app({"SECRET_KEY": "t"})  # feature packages add their operations as the app is built
     schema = schemathesis.openapi.from_dict(openapi())
     operations = [op.ok() for op in schema.get_all_operations()]
-    assert len(operations) == 33  # 15 for the data, 10 for alerts, 8 for signals
+    assert len(operations) == 35  # 17 for the data, 10 for alerts, 8 for signals
     assert {op.method.upper() for op in operations} == {"GET", "POST", "PATCH", "DELETE"}
