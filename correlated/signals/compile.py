@@ -64,6 +64,22 @@ class _Query:
 def select(bind: Connection, workspace_id: int, definition: Definition, today: date,
            now: datetime, names: dict[str, str] | None = None) -> sa.Select:
     """The SELECT (entity_id, matched, vals) of `definition` for every live entity."""
+    from_, values, tests = joined(bind, workspace_id, definition, today, now, names)
+    table, key_name, _ = BASES[definition.object]
+    key = table.c[key_name]
+    combined = sa.and_(*tests) if definition.match == "all" else sa.or_(*tests)
+    labels = _labels(definition.conditions, names or {})
+    return (sa.select(key.label("entity_id"),
+                      sa.case((combined, sa.true()), else_=sa.false()).label("matched"),
+                      json_object(bind, zip(labels, values)).label("vals"))
+            .select_from(from_)
+            .where(table.c.workspace_id == workspace_id, table.c.archived_at.is_(None)))
+
+
+def joined(bind: Connection, workspace_id: int, definition: Definition, today: date,
+           now: datetime, names: dict[str, str] | None = None) -> tuple[Any, list[Any], list[Any]]:
+    """(FROM clause over the entity table, each condition's value, each condition's test): the
+    pieces of `select`, also used by scores for their inputs' values."""
     q = _Query(bind, workspace_id, definition, today, now, names or {})
     table, key_name, metrics_model = BASES[q.obj]
     key = table.c[key_name]
@@ -82,13 +98,7 @@ def select(bind: Connection, workspace_id: int, definition: Definition, today: d
                                            m.c[key_name] == key))
     values = [_resolve(v, rollup, sums, metrics_model) for v, _ in parts]
     tests = [_resolve(t, rollup, sums, metrics_model) for _, t in parts]
-    combined = sa.and_(*tests) if definition.match == "all" else sa.or_(*tests)
-    labels = _labels(definition.conditions, q.names)
-    return (sa.select(key.label("entity_id"),
-                      sa.case((combined, sa.true()), else_=sa.false()).label("matched"),
-                      json_object(bind, zip(labels, values)).label("vals"))
-            .select_from(from_)
-            .where(table.c.workspace_id == q.workspace_id, table.c.archived_at.is_(None)))
+    return from_, values, tests
 
 
 def _labels(conditions: list[Condition], names: dict[str, str]) -> list[str]:
