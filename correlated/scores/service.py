@@ -118,15 +118,25 @@ def explain(model: ScoreModel, score: float, tier: str | None, contributions: An
     parsed = contributions if not isinstance(contributions, str) else json.loads(contributions)
     inputs = model.inputs or []
     labels = labels or [label_of(item, i) for i, item in enumerate(inputs)]
-    parts = []
-    for i, item in enumerate(inputs):
-        got = parsed[i] if i < len(parsed or []) else {"value": None, "points": 0}
-        parts.append({"label": labels[i], "group": item.get("group"),
-                      "weight": item.get("weight", 1), "value": got.get("value"),
-                      "points": round(float(got.get("points") or 0), 2),
-                      "missing": got.get("value") is None})
-    return {"id": model.id, "name": model.name, "score": round(score, 2), "tier": tier,
+    got = [parsed[i] if i < len(parsed or []) else {"value": None, "points": 0}
+           for i in range(len(inputs))]
+    shown = apportion([float(g.get("points") or 0) for g in got], score)
+    parts = [{"label": labels[i], "group": item.get("group"), "weight": item.get("weight", 1),
+              "value": got[i].get("value"), "points": shown[i],
+              "missing": got[i].get("value") is None} for i, item in enumerate(inputs)]
+    return {"id": model.id, "name": model.name, "score": round(score, 1), "tier": tier,
             "contributions": parts}
+
+
+def apportion(points: list[float], score: float) -> list[float]:
+    """Points rounded to one decimal so that they add up to the score rounded to one decimal
+    (largest remainders get the tenths), so a breakdown always adds up to the score shown."""
+    tenths = [p * 10 for p in points]
+    floors = [int(t) for t in tenths]
+    left = int(round(score * 10)) - sum(floors)
+    for i in sorted(range(len(points)), key=lambda i: floors[i] - tenths[i])[:max(left, 0)]:
+        floors[i] += 1
+    return [f / 10 for f in floors]
 
 
 def label_of(item: dict[str, Any], i: int) -> str:

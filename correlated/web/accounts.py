@@ -26,7 +26,10 @@ METRICS = [
 @bp.get("/accounts")
 def accounts():
     """Every live account with its key dimensions and metrics; search, filter, sort, export."""
-    page = prepare(listing.ACCOUNTS, "account", "dashboard.accounts", KEY_DIMENSIONS, METRICS)
+    from .scores import score_columns
+
+    page = prepare(listing.ACCOUNTS, "account", "dashboard.accounts", KEY_DIMENSIONS,
+                   score_columns("account") + METRICS)
     result = serve_list(page, "accounts.csv", [("account_id", "Account ID"), ("name", "Name")])
     if not isinstance(result, listing.Page):
         return result

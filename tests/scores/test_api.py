@@ -51,11 +51,11 @@ def test_create_read_change_delete_and_the_account(client, db, tenant):
     [score] = account["scores"]
     want = reference.scores(db.session, tenant.id, MODEL, utcnow())["a5"]
     assert score["name"] == "Fit" and score["tier"] == want["tier"]
-    assert score["score"] == pytest.approx(want["score"], abs=0.01)
+    assert score["score"] == pytest.approx(want["score"], abs=0.05)
     parts = score["contributions"]
     assert [p["label"] for p in parts] == ["plan", "Employees", "region", "days_since_last_seen"]
     assert [p["group"] for p in parts] == ["fit", "fit", None, "engagement"]
-    assert sum(p["points"] for p in parts) == pytest.approx(score["score"], abs=0.02)
+    assert round(sum(p["points"] for p in parts), 1) == score["score"]  # adds up exactly
     assert parts[2] == {"label": "region", "group": None, "weight": 1, "value": None,
                         "points": 0, "missing": True}  # a5 has no region: missing, counted 0
     changed = client.patch(f"/api/v1/scores/{model['id']}", json={"name": "Fit 2"},
@@ -142,7 +142,7 @@ def test_values_pages_and_csv(client, db, tenant):
             break
     assert [r["id"] for r in seen] == sorted(f"a{i}" for i in range(12))
     for row in seen:
-        assert sum(p["points"] for p in row["contributions"]) == pytest.approx(row["score"], abs=0.02)
+        assert round(sum(p["points"] for p in row["contributions"]), 1) == row["score"]
     tier_a = client.get(f"/api/v1/scores/{model['id']}/values?tier=A",
                         headers=tenant.headers).get_json()["data"]
     assert {r["id"] for r in tier_a} == {r["id"] for r in seen if r["tier"] == "A"}
