@@ -61,7 +61,7 @@ class ScoreList(Schema):
     data = fields.List(fields.Nested(ScoreOut))
 
 
-class ValueOut(Schema):
+class ScoreValueOut(Schema):
     id = fields.String()
     name = fields.String(allow_none=True, metadata={"description": "Account name or user email."})
     score = fields.Float()
@@ -72,12 +72,12 @@ class ValueOut(Schema):
     computed_at = schemas.UTCDateTime()
 
 
-class ValuePage(Schema):
-    data = fields.List(fields.Nested(ValueOut))
+class ScoreValuePage(Schema):
+    data = fields.List(fields.Nested(ScoreValueOut))
     next_cursor = fields.String(allow_none=True)
 
 
-class PreviewOut(Schema):
+class ScorePreviewOut(Schema):
     count = fields.Integer()
     buckets = fields.List(fields.Dict(), metadata={"description": "[{from, to, count}] x 10"})
     tiers = fields.List(fields.Dict(), metadata={"description": "[{name, count}]"})
@@ -85,7 +85,7 @@ class PreviewOut(Schema):
     bottom = fields.List(fields.Dict(), metadata={"description": "The 10 lowest, lowest first"})
 
 
-class ValuesQuery(schemas.ListQuery):
+class ScoreValuesQuery(schemas.ListQuery):
     tier = fields.String(validate=validate.Length(min=1, max=64),
                          metadata={"description": "Only the entities in this tier."})
 
@@ -149,7 +149,7 @@ def delete_score(model_id: str) -> tuple[str, int]:
 def values(model_id: str) -> Response:
     """Each entity's score, tier and contributions (keyset pages on the entity ID), or CSV."""
     model = find(model_id)
-    args = load_query(ValuesQuery)
+    args = load_query(ScoreValuesQuery)
     query = service.values_query(model, args.get("tier"))
     labels = service.labels_of(db.session, model)
     if args["format"] == "csv":
@@ -162,7 +162,7 @@ def values(model_id: str) -> Response:
     rows = [_row(model, r, labels) for r in db.session.execute(query.limit(limit + 1))]
     more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify({"data": ValueOut(many=True).dump(rows),
+    return jsonify({"data": ScoreValueOut(many=True).dump(rows),
                     "next_cursor": encode_cursor("scores", rows[-1]["id"]) if more else None})
 
 
@@ -203,7 +203,7 @@ def _csv(model: ScoreModel, query: Any, labels: list[str] | None) -> Iterator[st
         for r in rows:
             parts = r["contributions"]
             writer.writerow([r["id"], r["name"], r["score"], r["tier"] or "",
-                             ValueOut().dump(r)["computed_at"], *(p["points"] for p in parts),
+                             ScoreValueOut().dump(r)["computed_at"], *(p["points"] for p in parts),
                              *("" if p["value"] is None else p["value"] for p in parts)])
         yield buffer.getvalue()
         buffer.seek(0)
@@ -219,11 +219,11 @@ def _unprocessable(exc: ModelError) -> ApiError:
 
 def scores_of_record(workspace_id: int, entity_id: str, obj: str) -> list[dict[str, Any]]:
     """The `scores` of GET /accounts/<id> and /users/<id>."""
-    return ValueOutOfRecord(many=True).dump(service.scores_of(db.session, workspace_id,
+    return ScoreOfRecord(many=True).dump(service.scores_of(db.session, workspace_id,
                                                               entity_id, obj))
 
 
-class ValueOutOfRecord(Schema):
+class ScoreOfRecord(Schema):
     id = fields.String(metadata={"description": "The score model's id."})
     name = fields.String()
     score = fields.Float()
@@ -251,7 +251,7 @@ def init_app(app) -> None:
 
 def openapi_paths(spec: APISpec) -> None:
     """Add the score operations to the API's OpenAPI document."""
-    for schema in (ScoreIn, ScoreOut, ScoreList, ValueOut, ValuePage, PreviewOut):
+    for schema in (ScoreIn, ScoreOut, ScoreList, ScoreValueOut, ScoreValuePage, ScorePreviewOut):
         spec.components.schema(schema.__name__, schema=schema)
     prefix = f"{schemas.API_PREFIX}/scores"
     body = {"required": True, "content": schemas.json_content("ScoreIn")}
@@ -270,7 +270,7 @@ def openapi_paths(spec: APISpec) -> None:
     spec.path(path=f"{prefix}/preview", operations={"post": {
         "summary": "Preview a model: histogram, tier counts, top and bottom 10; nothing saved",
         "operationId": "preview_score", "requestBody": body, "responses": {
-            "200": {"description": "The distribution", "content": schemas.json_content("PreviewOut")},
+            "200": {"description": "The distribution", "content": schemas.json_content("ScorePreviewOut")},
             "400": "BadRequest", "413": "TooLarge", "422": bad, **common}}})
     spec.path(path=f"{prefix}/{{model_id}}", operations={
         "get": {"summary": "One score model", "operationId": "get_score", "parameters": key,
@@ -285,7 +285,7 @@ def openapi_paths(spec: APISpec) -> None:
                                                     "404": "NotFound", **common}}})
     spec.path(path=f"{prefix}/{{model_id}}/values", operations={"get": {
         "summary": "Each entity's score, tier and contributions (JSON pages or CSV)",
-        "operationId": "score_values", "parameters": key + [{"in": "query", "schema": ValuesQuery}],
+        "operationId": "score_values", "parameters": key + [{"in": "query", "schema": ScoreValuesQuery}],
         "responses": {"200": {"description": "A page (JSON) or every value (CSV).", "content": {
-            **schemas.json_content("ValuePage"), "text/csv": {"schema": {"type": "string"}}}},
+            **schemas.json_content("ScoreValuePage"), "text/csv": {"schema": {"type": "string"}}}},
             "400": "BadRequest", "404": "NotFound", **common}}})
