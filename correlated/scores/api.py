@@ -139,7 +139,11 @@ def update_score(model_id: str) -> Response:
 @bp.delete("/<model_id>")
 @require_key()
 def delete_score(model_id: str) -> tuple[str, int]:
-    service.delete(db.session, find(model_id))
+    model = find(model_id)
+    users = service.users_of(db.session, model)
+    if users:
+        raise ApiError(409, "score is used by signal " + ", ".join(repr(s.name) for s in users))
+    service.delete(db.session, model)
     db.session.commit()
     return "", 204
 
@@ -282,7 +286,10 @@ def openapi_paths(spec: APISpec) -> None:
                                 "413": "TooLarge", "422": bad, **common}},
         "delete": {"summary": "Delete a score model", "operationId": "delete_score",
                    "parameters": key, "responses": {"204": {"description": "Deleted"},
-                                                    "404": "NotFound", **common}}})
+                                                    "404": "NotFound",
+                                                    "409": {"description": "Signals use it.",
+                                                            "content": schemas.json_content(
+                                                                "ErrorOut")}, **common}}})
     spec.path(path=f"{prefix}/{{model_id}}/values", operations={"get": {
         "summary": "Each entity's score, tier and contributions (JSON pages or CSV)",
         "operationId": "score_values", "parameters": key + [{"in": "query", "schema": ScoreValuesQuery}],

@@ -108,7 +108,8 @@ class _Problems(list):
 
 def parse(session: Session, workspace_id: int, body: Any,
           base: ScoreModel | None = None) -> Model:
-    """The validated model of `body` (merged over `base` for a PATCH), or ModelError."""
+    """The validated model of `body` (merged over `base` for a PATCH: its signal inputs must
+    not use `base` themselves), or ModelError."""
     if not isinstance(body, dict):
         raise ModelError([{"input": None, "field": "body", "message": "must be a JSON object"}])
     given = body if base is None else {"name": base.name, "object": base.object,
@@ -127,7 +128,8 @@ def parse(session: Session, workspace_id: int, body: Any,
         raw = []
     known = catalog.load_catalog(session, workspace_id, obj)
     props = catalog.load_catalog(session, workspace_id, "event")
-    inputs = [_input(session, workspace_id, obj, i, item, known, props, problems)
+    model_id = base.id if base is not None else None
+    inputs = [_input(session, workspace_id, obj, i, item, known, props, problems, model_id)
               for i, item in enumerate(raw)]
     tiers = _tiers(given.get("tiers", []), problems)
     if problems:
@@ -146,12 +148,13 @@ def _unique(labels: list[str]) -> list[str]:
 
 
 def _input(session: Session, workspace_id: int, obj: str, i: int, item: Any, known: dict,
-           props: dict, problems: _Problems) -> Input | None:
+           props: dict, problems: _Problems, model_id: str | None = None) -> Input | None:
     if not isinstance(item, dict):
         problems.add(i, "must be an object")
         return None
     before = len(problems)
-    found = _source(session, workspace_id, obj, i, item.get("source"), known, props, problems)
+    found = _source(session, workspace_id, obj, i, item.get("source"), known, props, problems,
+                    model_id)
     weight = item.get("weight", 1)
     if not conditions._number(weight) or not 0 < weight <= MAX_WEIGHT:
         problems.add(i, f"must be a number above 0 and at most {MAX_WEIGHT}", "weight")
@@ -179,22 +182,22 @@ def _label(session: Session, workspace_id: int, source: Source) -> str:
 
 
 def _source(session: Session, workspace_id: int, obj: str, i: int, item: Any, known: dict,
-            props: dict, problems: _Problems) -> tuple[Source, str] | None:
+            props: dict, problems: _Problems, model_id: str | None) -> tuple[Source, str] | None:
     """The source and the kind of value it gives, or a problem named `source`."""
     found = _Problems()
-    result = _source_of(session, workspace_id, obj, i, item, known, props, found)
+    result = _source_of(session, workspace_id, obj, i, item, known, props, found, model_id)
     for p in found:  # the signals' validators name conditions; here they are sources
         problems.add(i, p["message"], "source")
     return result
 
 
 def _source_of(session: Session, workspace_id: int, obj: str, i: int, item: Any, known: dict,
-               props: dict, problems: Any) -> tuple[Source, str] | None:
+               props: dict, problems: Any, model_id: str | None) -> tuple[Source, str] | None:
     if not isinstance(item, dict):
         problems.add(i, "give a source: {field}, {metric, window_days, ...} or {signal}")
         return None
     if "signal" in item:
-        return _signal(session, workspace_id, obj, i, item["signal"], problems)
+        return _signal(session, workspace_id, obj, i, item["signal"], problems, model_id)
     if item.get("metric") == "active_user_share":
         window = item.get("window_days", 30)
         if obj != "account" or not conditions._whole(window, 1, conditions.MAX_WINDOW):
@@ -220,13 +223,17 @@ def _source_of(session: Session, workspace_id: int, obj: str, i: int, item: Any,
 
 
 def _signal(session: Session, workspace_id: int, obj: str, i: int, target: Any,
-            problems: Any) -> tuple[Source, str] | None:
+            problems: Any, model_id: str | None) -> tuple[Source, str] | None:
     other = session.get(Signal, (workspace_id, target)) if isinstance(target, str) else None
     if other is None:
         problems.add(i, f"no signal with id {target!r}")
         return None
     if other.object != obj:
         problems.add(i, f"signal {other.name!r} is about {other.object}s, this model about {obj}s")
+        return None
+    if model_id is not None and model_id in conditions.scores_reached(session, workspace_id,
+                                                                      target):
+        problems.add(i, f"signal {other.name!r} uses this score: a cycle")
         return None
     return InSignal(target, "in"), "bool"
 

@@ -7,6 +7,7 @@ commit. A process killed mid-way leaves the previous values intact.
 """
 from __future__ import annotations
 
+import logging
 import zlib
 from datetime import date, datetime
 
@@ -17,9 +18,10 @@ from .. import database
 from ..signals.evaluate import as_aware, inputs_at
 from ..signals.models import Signal
 from .compile import select
-from .definitions import Model, parse, signals_used
+from .definitions import Model, ModelError, parse, signals_used
 from .models import ScoreHistory, ScoreModel, ScoreValue
 
+log = logging.getLogger("correlated.scores")
 LOCK_SPACE = 0x5C07  # the advisory-lock namespace of score computations
 
 
@@ -125,8 +127,11 @@ def compute_due(session: Session, now: datetime) -> int:
         for mid in ids:
             model = session.get(ScoreModel, (ws, mid))
             # A read first: most polls find nothing due and take no lock nor write transaction.
-            if model is not None and is_due(model, inputs, now.date(), evaluated) \
-                    and run(session, ws, mid, now) is not None:
-                done += 1
+            if model is None or not is_due(model, inputs, now.date(), evaluated):
+                continue
+            try:
+                done += run(session, ws, mid, now) is not None
+            except ModelError as exc:  # a field deleted since: the others are still scored
+                log.warning("score %s of workspace %s not computed: %s", mid, ws, exc)
     session.rollback()  # end the read transaction: the next poll sees new commits (SQLite)
     return done

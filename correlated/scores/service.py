@@ -40,8 +40,17 @@ def update(session: Session, model: ScoreModel, body: Any) -> ScoreModel:
     return model
 
 
+def users_of(session: Session, model: ScoreModel) -> list[Any]:
+    """The signals whose conditions use `model`."""
+    from ..signals.definitions import scores_in
+    from ..signals.models import Signal
+
+    found = session.scalars(sa.select(Signal).where(Signal.workspace_id == model.workspace_id))
+    return [s for s in found if model.id in scores_in(s.conditions)]
+
+
 def delete(session: Session, model: ScoreModel) -> None:
-    """Remove a model with its values and history."""
+    """Remove a model with its values and history (signals using it are refused first)."""
     for table in (ScoreValue.__table__, ScoreHistory.__table__):
         session.execute(sa.delete(table).where(table.c.workspace_id == model.workspace_id,
                                                table.c.model_id == model.id))

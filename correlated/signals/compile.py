@@ -19,7 +19,7 @@ from .. import database
 from ..analytics.summaries import sum_if
 from ..ingest.history import as_text
 from ..models import Account, AccountMetrics, DailyActivity, Event, User, UserMetrics
-from .definitions import Change, Condition, Definition, Dimension, InSignal, Metric, label
+from .definitions import Change, Condition, Definition, Dimension, InSignal, Metric, OnScore, label
 from .models import DimensionChange, SignalMember
 
 ACT = DailyActivity
@@ -134,7 +134,29 @@ def _condition(q: _Query, c: Condition, key: Any, table: sa.Table) -> tuple[Any,
                                    SignalMember.signal_id == c.signal,
                                    SignalMember.entity_id == key)
         return _flag(member), member if c.op == "in" else ~member
+    if isinstance(c, OnScore):
+        return _on_score(q, c, key)
     return _metric(q, c)
+
+
+def _on_score(q: _Query, c: OnScore, key: Any) -> tuple[Any, Any]:
+    """The entity's stored score (or tier) as the value; its test (no score: false)."""
+    from ..scores.models import ScoreHistory, ScoreValue
+
+    v = ScoreValue
+    of_entity = (v.workspace_id == q.workspace_id, v.model_id == c.score, v.entity_id == key)
+    if c.tier is None and c.tier_was is None:
+        score = sa.select(v.score).where(*of_entity).scalar_subquery()
+        return score, _compare(score, c.op, c.value)
+    tier = sa.select(v.tier).where(*of_entity).scalar_subquery()
+    tests = [] if c.tier is None else [tier.in_(c.tier)]
+    if c.tier_was is not None:
+        h = ScoreHistory
+        tests.append(sa.exists().where(h.workspace_id == q.workspace_id, h.model_id == c.score,
+                                       h.entity_id == key,
+                                       h.day == q.today - timedelta(days=c.within_days),
+                                       h.tier.in_(c.tier_was)))
+    return tier, sa.and_(*tests)
 
 
 def _flag(test: Any) -> Any:

@@ -128,6 +128,9 @@ def preview_score():
 @bp.post("/scores/<model_id>/delete")
 def delete_score(model_id: str):
     model = _model(model_id)
+    if service.users_of(db.session, model):
+        flash("Signals use this score: change them first.", "error")
+        return redirect(url_for("dashboard.score", model_id=model.id))
     service.delete(db.session, model)
     db.session.commit()
     flash(f"Deleted {model.name!r}.", "success")
