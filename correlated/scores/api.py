@@ -8,7 +8,6 @@ import csv
 import io
 from typing import Any, Iterator
 
-import orjson
 from apispec import APISpec
 from flask import Blueprint, Response, g, jsonify, stream_with_context
 from marshmallow import Schema, fields, validate
@@ -81,7 +80,8 @@ class ScorePreviewOut(Schema):
     count = fields.Integer()
     buckets = fields.List(fields.Dict(), metadata={"description": "[{from, to, count}] x 10"})
     tiers = fields.List(fields.Dict(), metadata={"description": "[{name, count}]"})
-    top = fields.List(fields.Dict(), metadata={"description": "The 10 highest: id, name, score, tier"})
+    top = fields.List(fields.Dict(),
+                      metadata={"description": "The 10 highest: id, name, score, tier"})
     bottom = fields.List(fields.Dict(), metadata={"description": "The 10 lowest, lowest first"})
 
 
@@ -198,7 +198,8 @@ def _csv(model: ScoreModel, query: Any, labels: list[str] | None) -> Iterator[st
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     names = labels or [service.label_of(item, i) for i, item in enumerate(model.inputs)]
-    writer.writerow(["id", "name", "score", "tier", "computed_at", *(f"{n} (points)" for n in names),
+    writer.writerow(["id", "name", "score", "tier", "computed_at",
+                     *(f"{n} (points)" for n in names),
                      *(f"{n} (value)" for n in names)])
     last = None
     while True:
@@ -274,7 +275,8 @@ def openapi_paths(spec: APISpec) -> None:
     spec.path(path=f"{prefix}/preview", operations={"post": {
         "summary": "Preview a model: histogram, tier counts, top and bottom 10; nothing saved",
         "operationId": "preview_score", "requestBody": body, "responses": {
-            "200": {"description": "The distribution", "content": schemas.json_content("ScorePreviewOut")},
+            "200": {"description": "The distribution",
+                    "content": schemas.json_content("ScorePreviewOut")},
             "400": "BadRequest", "413": "TooLarge", "422": bad, **common}}})
     spec.path(path=f"{prefix}/{{model_id}}", operations={
         "get": {"summary": "One score model", "operationId": "get_score", "parameters": key,
@@ -292,7 +294,8 @@ def openapi_paths(spec: APISpec) -> None:
                                                                 "ErrorOut")}, **common}}})
     spec.path(path=f"{prefix}/{{model_id}}/values", operations={"get": {
         "summary": "Each entity's score, tier and contributions (JSON pages or CSV)",
-        "operationId": "score_values", "parameters": key + [{"in": "query", "schema": ScoreValuesQuery}],
+        "operationId": "score_values",
+        "parameters": key + [{"in": "query", "schema": ScoreValuesQuery}],
         "responses": {"200": {"description": "A page (JSON) or every value (CSV).", "content": {
             **schemas.json_content("ScoreValuePage"), "text/csv": {"schema": {"type": "string"}}}},
             "400": "BadRequest", "404": "NotFound", **common}}})

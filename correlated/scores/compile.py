@@ -39,7 +39,8 @@ def select(bind: Connection, workspace_id: int, model: Model, today: date,
     contributions = json_array(bind, [json_object(bind, [("value", scored.c[f"v{i}"]),
                                                          ("points", scored.c[f"c{i}"])])
                                       for i in range(len(model.inputs))])
-    return sa.select(scored.c.entity_id, scored.c.score, tier_of(model, scored.c.score).label("tier"),
+    return sa.select(scored.c.entity_id, scored.c.score,
+                     tier_of(model, scored.c.score).label("tier"),
                      contributions.label("contributions"),
                      *(scored.c[f"v{i}"] for i in range(len(model.inputs))),
                      *(scored.c[f"c{i}"] for i in range(len(model.inputs))))

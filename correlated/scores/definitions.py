@@ -33,7 +33,8 @@ KIND_OF_TYPE = {"NUMBER": "number", "BOOLEAN": "bool", "DATE": "date", "DATETIME
 
 @dataclass(frozen=True)
 class ActiveShare:
-    """Share of an account's users active in the last `window_days` (0..1; missing without users)."""
+    """Share of an account's users active in the last `window_days` (0..1; missing without
+    users)."""
 
     window_days: int
 

@@ -34,7 +34,8 @@ def create(session: Session, workspace_id: int, body: Any) -> ScoreModel:
 def update(session: Session, model: ScoreModel, body: Any) -> ScoreModel:
     """Apply a partial model; the worker recomputes it (its updated_at is newer)."""
     m = parse(session, model.workspace_id, body, base=model)
-    model.name, model.object, model.inputs, model.tiers = m.name, m.object, m.raw_inputs, m.raw_tiers
+    model.name, model.object = m.name, m.object
+    model.inputs, model.tiers = m.raw_inputs, m.raw_tiers
     model.updated_at = utcnow()
     session.flush()
     return model

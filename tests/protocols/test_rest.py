@@ -508,7 +508,7 @@ def test_openapi_documents_every_route(app, live_server):
     documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
     routes = {(route_path(rule.rule, rule.arguments), method)
               for rule in app.url_map.iter_rules()
-              if rule.endpoint.startswith(("api.", "alerts_api.", "signals_api."))
+              if rule.endpoint.startswith(("api.", "alerts_api.", "signals_api.", "scores_api."))
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     expanded = {(p.replace("{collection}", c).replace("{record_id}", "{" + k + "}"), m)
                 for p, m in routes

@@ -67,7 +67,8 @@ def test_create_read_change_delete_and_the_account(client, db, tenant):
 
 
 @pytest.mark.parametrize("item, part, message", [
-    ({"source": {"field": "plann"}, "transform": {"type": "map", "values": {"x": 1}}}, "source", "unknown account field 'plann'"),
+    ({"source": {"field": "plann"}, "transform": {"type": "map", "values": {"x": 1}}}, "source",
+     "unknown account field 'plann'"),
     ({"source": {"field": "plan"}, "transform": "minmax"}, "transform",
      "minmax does not fit a text source (use map)"),
     ({"source": {"field": "employees"}, "transform": {"type": "minmax", "clip": [90, 10]}},

@@ -73,7 +73,8 @@ def test_no_cycles_and_no_dangling_references(client, db, tenant):
     x = signals.create(db.session, tenant.id, {"name": "X", "conditions": [
         {"field": "plan", "op": "eq", "value": "pro"}]})
     db.session.commit()
-    body = {**MODEL, "inputs": MODEL["inputs"] + [{"source": {"signal": x.id}, "transform": "bool"}]}
+    body = {**MODEL, "inputs": MODEL["inputs"] + [
+        {"source": {"signal": x.id}, "transform": "bool"}]}
     made = client.post("/api/v1/scores", json=body, headers=tenant.headers)
     assert made.status_code == 201
     score_id = made.get_json()["id"]
