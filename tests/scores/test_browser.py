@@ -31,11 +31,11 @@ def test_demo_scores_editor_preview_save_and_sort(page, live_server):  # noqa: F
     before = page.get_attribute("#score-histogram", "data-counts")
     assert sum(map(int, before.split(","))) == 10
     # A weight changed on the slider's number: the distribution is drawn again.
-    page.fill('.input-row[data-index="0"] [data-part="weight-number"]', "0.1")
+    page.fill('.input-row[data-index="0"] [data-part="weight-number"]', "8")
     page.wait_for_function(
         "before => document.getElementById('score-histogram').dataset.counts !== before",
         arg=before)
-    assert page.input_value('.input-row[data-index="0"] [data-part="weight"]') == "0.1"
+    assert page.input_value('.input-row[data-index="0"] [data-part="weight"]') == "8"
     page.click("button:text-is('Save score')")
     page.wait_for_selector("text=scored every account again")
     page.goto(f"{live_server}/accounts")
