@@ -534,5 +534,5 @@ def test_schemathesis_loads_the_document():
     create_app({"SECRET_KEY": "t"})  # feature packages add their operations as the app is built
     schema = schemathesis.openapi.from_dict(openapi())
     operations = [op.ok() for op in schema.get_all_operations()]
-    assert len(operations) == 33  # 15 for the data, 10 for alerts, 8 for signals
+    assert len(operations) == 40  # 15 for the data, 10 for alerts, 8 for signals, 7 for scores
     assert {op.method.upper() for op in operations} == {"GET", "POST", "PATCH", "DELETE"}
