@@ -339,9 +339,3 @@ def _tiers(raw: Any, problems: _Problems) -> list[Tier]:
         problems.add(None, "tier names and mins must be distinct", "tiers")
     return sorted(tiers, key=lambda t: -t.min)
 
-
-def signals_used(inputs: list[dict[str, Any]]) -> set[str]:
-    """The ids of the signals a stored model's inputs use."""
-    return {item["source"]["signal"] for item in inputs or ()
-            if isinstance(item, dict) and isinstance(item.get("source"), dict)
-            and "signal" in item["source"]}

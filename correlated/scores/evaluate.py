@@ -18,8 +18,8 @@ from .. import database
 from ..signals.evaluate import as_aware, inputs_at
 from ..signals.models import Signal
 from .compile import select
-from .definitions import Model, ModelError, parse, signals_used
-from .models import ScoreHistory, ScoreModel, ScoreValue
+from .definitions import Model, ModelError, parse
+from .models import ScoreHistory, ScoreModel, ScoreValue, signals_used
 
 log = logging.getLogger("correlated.scores")
 LOCK_SPACE = 0x5C07  # the advisory-lock namespace of score computations

@@ -67,3 +67,11 @@ class ScoreHistory(db.Model):
                                 ondelete="CASCADE"),
         sa.Index("ix_score_history_day", "workspace_id", "model_id", "day"),
     )
+
+
+def signals_used(inputs: list[dict[str, Any]]) -> set[str]:
+    """The ids of the signals a stored model's inputs use (here, not in definitions: the
+    signals' validation reads it, and definitions imports the signals')."""
+    return {item["source"]["signal"] for item in inputs or ()
+            if isinstance(item, dict) and isinstance(item.get("source"), dict)
+            and "signal" in item["source"]}

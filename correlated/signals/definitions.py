@@ -348,8 +348,7 @@ def _tiers(value: Any) -> tuple[str, ...] | None:
 
 def _on_score(session: Session, workspace_id: int, obj: str, i: int, item: dict,
               signal_id: str | None, problems: _Problems) -> OnScore | None:
-    from ..scores.definitions import signals_used
-    from ..scores.models import ScoreModel
+    from ..scores.models import ScoreModel, signals_used
 
     target = item.get("score")
     model = session.get(ScoreModel, (workspace_id, target)) if isinstance(target, str) else None
@@ -392,8 +391,7 @@ def _on_score(session: Session, workspace_id: int, obj: str, i: int, item: dict,
 def dependencies(session: Session, workspace_id: int) -> dict[str, set[str]]:
     """signal id -> the ids of the signals it depends on: those its conditions use, and those
     the inputs of the scores it uses are members of."""
-    from ..scores.definitions import signals_used
-    from ..scores.models import ScoreModel
+    from ..scores.models import ScoreModel, signals_used
 
     through = {mid: signals_used(inputs) for mid, inputs in session.execute(
         sa.select(ScoreModel.id, ScoreModel.inputs).where(ScoreModel.workspace_id == workspace_id))}

@@ -56,8 +56,7 @@ def delete(session: Session, signal: Signal) -> None:
 
 def users_of(session: Session, signal: Signal) -> list[Any]:
     """The signals whose conditions use `signal`, and the score models with it as an input."""
-    from ..scores.definitions import signals_used
-    from ..scores.models import ScoreModel
+    from ..scores.models import ScoreModel, signals_used
 
     others = session.scalars(sa.select(Signal).where(Signal.workspace_id == signal.workspace_id,
                                                      Signal.id != signal.id))

@@ -175,11 +175,14 @@ def _pickers(ws: int) -> dict[str, Any]:
 # --- panels and columns of other pages ------------------------------------------------------
 
 def score_columns(obj: str) -> list[Column]:
-    """Each model of `obj` as two list columns: its score (sortable) and its tier."""
+    """Each model of `obj` as a list column: its score (sortable, filterable) with the tier
+    under it (the list still fits a laptop); in the CSV the tier is a column of its own. Tiers
+    filter by URL: ?field=tier:<model id>&op=eq&value=A."""
     out = []
     for model in service.of_workspace(db.session, workspace_id(), obj):
-        out += [Column(f"score:{model.id}", model.name, "SCORE", True),
-                Column(f"tier:{model.id}", f"{model.name} tier", "TIER")]
+        out.append(Column(f"score:{model.id}", model.name, "SCORE", True))
+        if request.args.get("format") == "csv":
+            out.append(Column(f"tier:{model.id}", f"{model.name} tier", "TIER"))
     return out
 
 
