@@ -1,7 +1,7 @@
 """scores: models, current values with contributions, daily history
 
 Revision ID: 0004_scores
-Revises: 0003_signals
+Revises: 0004_exports
 Create Date: 2026-12-02 06:30:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = "0004_scores"
-down_revision = "0003_signals"
+down_revision = "0004_exports"
 branch_labels = None
 depends_on = None
 
