@@ -54,6 +54,7 @@ def register_extensions(app: Flask) -> None:
     from .auth import init_login
     from .alerts import models as _alert_tables  # noqa: F401  (feature tables on db.Model)
     from .extensions import csrf, db, migrate
+    from .scores import models as _score_tables  # noqa: F401
     from .signals import models as _signal_tables  # noqa: F401
 
     db.init_app(app)
@@ -78,15 +79,20 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_features(app: Flask) -> None:
-    """What acts on the data: signals (their API and pages), and alerts on their transitions."""
+    """What acts on the data: signals and scores (their API, pages and worker jobs), and alerts
+    on the signals' transitions."""
     from .alerts import openapi as alerts_openapi, wiring
     from .protocols import schemas
     from .analytics import summaries
     from .signals import api as signals_api, pending
 
+    from .scores import api as scores_api, register as register_scores
+
     signals_api.init_app(app)
     if pending.keep not in summaries.REFRESH_HOOKS:  # incremental evaluation's changed keys
         summaries.REFRESH_HOOKS.append(pending.keep)
+    scores_api.init_app(app)
+    register_scores()
     wiring.register()
     if alerts_openapi.add_paths not in schemas.EXTRA_PATHS:  # the alert routes, documented
         schemas.EXTRA_PATHS.append(alerts_openapi.add_paths)

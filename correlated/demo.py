@@ -50,7 +50,7 @@ Progress = Callable[[int, str], Any]
 def load_demo(session: Session, workspace: Workspace, accounts: int = 60, days: int = 120,
               seed: int = 7, progress: Progress | None = None,
               today: date | None = None, with_signals: bool = True) -> dict[str, int]:
-    """Generate and ingest the data set (and the demo signals); returns how many accounts, users and events it wrote."""
+    """Generate and ingest the data set (and the demo signals and scores); returns how many accounts, users and events it wrote."""
     rng = random.Random(seed)
     today = today or datetime.now(timezone.utc).date()
     account_rows = [_account(rng, i, today) for i in range(accounts)]
@@ -67,8 +67,11 @@ def load_demo(session: Session, workspace: Workspace, accounts: int = 60, days: 
         from .analytics.summaries import ensure_fresh
         from .signals.demo import add_demo_signals
 
+        from .scores.demo import add_demo_scores
+
         ensure_fresh(session, workspace.id, today)
         add_demo_signals(session, workspace.id)
+        add_demo_scores(session, workspace.id)
     return {"accounts": len(account_rows), "users": len(user_rows), "events": total}
 
 

@@ -48,11 +48,12 @@ def evaluate_workspace(session: Session, workspace_id: int, now: datetime) -> in
     if not signals:
         return 0
     inputs = evaluate.inputs_at(session, workspace_id)
+    scores = evaluate.scores_computed(session, workspace_id)  # signals may use scores
     done = 0
     for signal_id in evaluate.order(session, workspace_id):
         signal = signals.get(signal_id)
-        evaluated = {sid: s.evaluated_at and evaluate.as_aware(s.evaluated_at)
-                     for sid, s in signals.items()}
+        evaluated = {**scores, **{sid: s.evaluated_at and evaluate.as_aware(s.evaluated_at)
+                                  for sid, s in signals.items()}}
         # A read first: most polls find nothing due and take no lock and no write transaction.
         if signal is None or not evaluate.is_due(signal, inputs, now.date(), evaluated):
             continue

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from correlated.alerts.models import Delivery, Destination
 from correlated.models import (Account, ApiKey, Event, Field, Member, User, WebhookConnection,
                                Workspace)
+from correlated.scores.models import ScoreModel, ScoreValue
 
 STATE = {Account: ("account_id", "name", "traits", "archived_at"),
          User: ("user_id", "email", "account_id", "traits", "archived_at"),
@@ -18,7 +19,9 @@ STATE = {Account: ("account_id", "name", "traits", "archived_at"),
                              "latest_payload"),
          ApiKey: ("id", "name", "revoked_at"), Member: ("email", "role"),
          Destination: ("id", "name", "target", "secret"), Delivery: ("id", "status"),
-         Workspace: ("name", "browser_write_key", "allowed_origins")}
+         Workspace: ("name", "browser_write_key", "allowed_origins"),
+         ScoreModel: ("id", "name", "inputs", "tiers"),
+         ScoreValue: ("model_id", "entity_id", "score", "tier")}
 
 
 def token_of(html: str) -> str:

@@ -21,6 +21,7 @@ from correlated.auth import add_member, revoke_keys
 from correlated.protocols.connections import create_connection, keep_payload
 from correlated.ingest.engine import ingest
 from correlated.models import ApiKey, Field, IngestLog, WebhookConnection
+from correlated.scores import evaluate as score_evaluate, service as scores
 from correlated.signals import service as signals
 
 from .pages import signed_in, snapshot, token_of
@@ -65,17 +66,24 @@ def world(db, tenant, other_tenant, fresh_g) -> World:
     secret_signal = signals.create(db.session, b.id, {
         "name": "Globex Secret Signal", "conditions": [
             {"field": "plan", "op": "eq", "value": "globex-plan-secret"}]})
+    secret_score = scores.create(db.session, b.id, {
+        "name": "Globex Secret Score", "inputs": [{"source": {"field": "plan"}, "transform": {
+            "type": "map", "values": {"globex-plan-secret": 1}}}],
+        "tiers": [{"name": "globex-tier-secret", "min": 50}]})
     db.session.commit()
+    score_evaluate.run(db.session, b.id, secret_score.id, datetime.now(timezone.utc))
     key = db.session.scalars(sa.select(ApiKey).where(ApiKey.workspace_id == b.id)).one()
     log = db.session.scalars(sa.select(IngestLog).where(IngestLog.workspace_id == b.id)).first()
-    ids = {"conn": connection.id, "key": key.id, "log": log.id, "signal": secret_signal.id}
+    ids = {"conn": connection.id, "key": key.id, "log": log.id, "signal": secret_signal.id,
+           "score": secret_score.id}
     markers = {"Globex Secret Co", "globex-plan-secret", "b-acct", "b-hidden", "Globex Hidden Inc",
                "spy@globex.example", "hidden@globex.example", "b-user", "globex-title-secret",
                "b-event", "Globex Secret Event", "globex-prop-value", "globex_secret_field",
                "Globex Secret Label", "globex-field-value", "Globex Secret Connection",
                "globex-payload-value", connection.auth_token, connection.id, key.id, key.prefix,
                log.id, "bob@globex.example", b.admin_email, b.key, *alerting,
-               "Globex Secret Signal", secret_signal.id}
+               "Globex Secret Signal", secret_signal.id, "Globex Secret Score",
+               "globex-tier-secret", secret_score.id}
     return World(tenant, b, ids, markers)
 
 
@@ -173,6 +181,32 @@ PROBES = [
         control=True),
     key("signals_api.history", "GET", "/api/v1/signals/{signal}/history", NOT_FOUND,
         control=True),
+    key("scores_api.list_scores", "GET", "/api/v1/scores", (200,)),
+    key("scores_api.create_score", "POST", "/api/v1/scores", (422,),
+        {"name": "Mine", "inputs": [{"source": {"signal": "{signal}"}, "transform": "bool"}]}),
+    key("scores_api.preview", "POST", "/api/v1/scores/preview", (200,),
+        {"inputs": [{"source": {"field": "plan"}, "transform": {
+            "type": "map", "values": {"globex-plan-secret": 1}}}]}),
+    key("scores_api.get_score", "GET", "/api/v1/scores/{score}", NOT_FOUND, control=True),
+    key("scores_api.update_score", "PATCH", "/api/v1/scores/{score}", NOT_FOUND,
+        {"name": "Hijacked"}, control=True),
+    key("scores_api.delete_score", "DELETE", "/api/v1/scores/{score}", NOT_FOUND, control=True),
+    key("scores_api.values", "GET", "/api/v1/scores/{score}/values", NOT_FOUND, control=True),
+    # Before the writes below: the score previews list A's accounts, and those writes add
+    # A's own "b-acct".
+    member("dashboard.scores", "GET", "/scores", (200,)),
+    member("dashboard.new_score", "GET", "/scores/new", (200,)),
+    member("dashboard.create_score", "POST", "/scores/new", (422,),
+           {"name": "Mine", "inputs": '[{"source": {"signal": "{signal}"}, "transform": "bool"}]'}),
+    member("dashboard.preview_score", "POST", "/scores/preview", (200,),
+           {"inputs": '[{"source": {"field": "plan"}, "transform": '
+                      '{"type": "map", "values": {"globex-plan-secret": 1}}}]'}),
+    member("dashboard.score", "GET", "/scores/{score}", NOT_FOUND, control=True),
+    member("dashboard.update_score", "POST", "/scores/{score}", NOT_FOUND,
+           {"name": "Hijacked", "inputs": "[]"}, control=True),
+    member("dashboard.delete_score", "POST", "/scores/{score}/delete", NOT_FOUND, control=True),
+    member("dashboard.accounts", "GET", "/accounts?sort=score:{score}&field=tier:{score}&op=ne"
+           "&value=x", (200,)),
     key("connections_api.list_all", "GET", "/api/v1/connections", (200,)),
     key("connections_api.create", "POST", "/api/v1/connections", (201,),
         {"name": "Mine", "object": "account"}),

@@ -7,6 +7,7 @@ over the rollup; only the number of users per account is counted live from the u
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
@@ -154,6 +155,8 @@ def _compare(expr: Any, op: str, value: str, typ: str) -> Any:
 def _metric_compare(expr: Any, name: str, op: str, value: str, kind: Kind) -> Any:
     if op == "contains":
         raise BadFilter("“contains” works on dimensions; use is, greater or less for metrics")
+    if (score_field(name) or ("",))[0] == "tier":
+        return _tier_compare(expr, op, value)
     if name in kind.date_metrics:
         return _date_compare(expr, op, value)
     if op == "between":
@@ -162,6 +165,13 @@ def _metric_compare(expr: Any, name: str, op: str, value: str, kind: Kind) -> An
     number = _number(value)
     return {"eq": expr == number, "ne": expr != number, "gt": expr > number,
             "lt": expr < number}[op]
+
+
+def _tier_compare(expr: Any, op: str, value: str) -> Any:
+    if op not in ("eq", "ne"):
+        raise BadFilter("a tier is a name: use is or is not")
+    same = sa.func.lower(expr) == value.strip().lower()
+    return same if op == "eq" else sa.or_(sa.not_(same), expr.is_(None))
 
 
 def _day(value: str) -> date:
@@ -177,7 +187,13 @@ def check_filter(kind: Kind, f: Filter, types: dict[str, str]) -> None:
         raise BadFilter(f"unknown operator {f.op!r}")
     if not known_field(kind, f.field, types):
         raise BadFilter(f"unknown field {f.field!r}")
-    if f.field in kind.metrics:
+    if score_field(f.field):
+        if f.op == "contains" or (score_field(f.field)[0] == "tier" and f.op not in ("eq", "ne")):
+            raise BadFilter("use is or is not for a tier, is, greater, less or in range for a "
+                            "score")
+        if score_field(f.field)[0] == "score":
+            _range(f.value, True) if f.op == "between" else _number(f.value)
+    elif f.field in kind.metrics:
         if f.op == "contains":
             raise BadFilter("“contains” works on dimensions; use is, greater or less for metrics")
         if f.op == "between" and f.field in kind.date_metrics:
@@ -200,6 +216,21 @@ def _date_compare(expr: Any, op: str, value: str) -> Any:
     within = sa.and_(expr >= start, expr < end)
     return {"eq": within, "ne": sa.or_(sa.not_(within), expr.is_(None)), "gt": expr >= end,
             "lt": sa.or_(expr < start, expr.is_(None))}[op]
+
+
+# Score columns: "score:<model id>" and "tier:<model id>", joined from score_values like metrics.
+SCORE_FIELD = re.compile(r"^(score|tier):([0-9a-f]{1,32})$")
+
+
+def score_field(key: str) -> tuple[str, str] | None:
+    """("score" | "tier", model id) for a score column's key, else None."""
+    found = SCORE_FIELD.match(key or "")
+    return (found.group(1), found.group(2)) if found else None
+
+
+def metric_like(kind: Kind, key: str) -> bool:
+    """A column read from a joined table (metrics, scores), not from the record itself."""
+    return key in kind.metrics or score_field(key) is not None
 
 
 def usable_key(key: str) -> bool:
@@ -226,13 +257,13 @@ def _plan(kind: Kind, workspace_id: int, spec: ListSpec, types: dict[str, str],
         term = spec.search.strip()
         where.append(sa.or_(*(getattr(model, c).icontains(term, autoescape=True)
                               for c in kind.search)))
-    needed = {f.field for f in spec.filters if f.field in kind.metrics}
-    if spec.sort in kind.metrics:
+    needed = {f.field for f in spec.filters if metric_like(kind, f.field)}
+    if metric_like(kind, spec.sort):
         needed.add(spec.sort)
     metric_columns, joins = _metric_columns(kind, workspace_id, needed)
     for f in spec.filters:
         check_filter(kind, f, types)
-        if f.field in kind.metrics:
+        if metric_like(kind, f.field):
             where.append(_metric_compare(metric_columns[f.field], f.field, f.op, f.value, kind))
         else:
             typ = types.get(f.field, "STRING")
@@ -244,6 +275,8 @@ def _metric_columns(kind: Kind, workspace_id: int,
                     needed: set[str]) -> tuple[dict[str, Any], list[tuple[Any, Any]]]:
     columns: dict[str, Any] = {}
     joins: list[tuple[Any, Any]] = []
+    _score_columns(kind, workspace_id, {k for k in needed if score_field(k)}, columns, joins)
+    needed = {k for k in needed if not score_field(k)}
     stored = needed - {"users", "trend"}
     if "trend" in needed:
         stored |= {"events_30d", "events_prev_30d"}
@@ -262,8 +295,21 @@ def _metric_columns(kind: Kind, workspace_id: int,
     return columns, joins
 
 
+def _score_columns(kind: Kind, workspace_id: int, needed: set[str], columns: dict[str, Any],
+                   joins: list[tuple[Any, Any]]) -> None:
+    """One join of score_values per model a filter or the sort uses."""
+    from ..scores.models import ScoreValue
+
+    for model_id in sorted({score_field(k)[1] for k in needed}):
+        v = ScoreValue.__table__.alias(f"score_{len(joins)}")
+        joins.append((v, sa.and_(v.c.workspace_id == workspace_id, v.c.model_id == model_id,
+                                 v.c.entity_id == kind.key_column)))
+        columns[f"score:{model_id}"], columns[f"tier:{model_id}"] = v.c.score, v.c.tier
+
+
 def known_field(kind: Kind, key: str, types: dict[str, str]) -> bool:
-    return key in kind.core or key in kind.metrics or (key in types and usable_key(key))
+    return (key in kind.core or metric_like(kind, key)
+            or (key in types and usable_key(key)))
 
 
 def _order(kind: Kind, spec: ListSpec, plan: Plan, types: dict[str, str], bind: Any) -> list:
@@ -334,6 +380,25 @@ def _attach_metrics(session: Session, kind: Kind, workspace_id: int, rows: list[
         if "users" in kind.metrics:
             row["users"] = users.get(row[kind.key], 0)
         row["trend"] = rollups.change_pct(row["events_30d"], row["events_prev_30d"])
+    _attach_scores(session, kind, workspace_id, rows, ids)
+
+
+def _attach_scores(session: Session, kind: Kind, workspace_id: int, rows: list[dict],
+                   ids: list[str]) -> None:
+    """Every score of the rows shown, as row["score:<model>"] and row["tier:<model>"]."""
+    from ..scores.models import ScoreModel, ScoreValue
+
+    v = ScoreValue
+    found = session.execute(
+        sa.select(v.entity_id, v.model_id, v.score, v.tier)
+        .join(ScoreModel, sa.and_(ScoreModel.workspace_id == v.workspace_id,
+                                  ScoreModel.id == v.model_id))
+        .where(v.workspace_id == workspace_id, v.entity_id.in_(ids),
+               ScoreModel.object == ("account" if kind.model is Account else "user"))).all()
+    by_row = {row[kind.key]: row for row in rows}
+    for entity_id, model_id, score, tier in found:
+        by_row[entity_id][f"score:{model_id}"] = score
+        by_row[entity_id][f"tier:{model_id}"] = tier
 
 
 def _metric_values(frame: pd.DataFrame, key: str) -> dict[str, Any]:

@@ -128,18 +128,21 @@ def get_record(collection: str, record_id: str) -> Response:
     row = find(obj, record_id, load_query(schemas.OneQuery)["include_archived"])
     if obj == "event":
         return jsonify(schemas.OUTPUTS[obj]().dump(row))
+    from ..scores.api import scores_of_record
     from ..signals.api import memberships
 
     signals = memberships(g.principal.workspace_id, record_id, obj)
+    scores = scores_of_record(g.principal.workspace_id, record_id, obj)
     if obj == "user":
-        return jsonify(schemas.OUTPUTS[obj]().dump({**row, "signals": signals}))
+        return jsonify(schemas.OUTPUTS[obj]().dump({**row, "signals": signals, "scores": scores}))
     from ..analytics.rollups import account_metrics, metrics_record  # pandas: only when asked for
     from ..analytics.summaries import ensure_fresh
 
     ensure_fresh(db.session, g.principal.workspace_id)  # a unit of work of its own, first
     frame = account_metrics(db.session, g.principal.workspace_id, [record_id])
     metrics = metrics_record(frame, record_id)
-    return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics, "signals": signals}))
+    return jsonify(schemas.AccountDetail().dump({**row, "metrics": metrics, "signals": signals,
+                                                 "scores": scores}))
 
 
 def find(obj: str, record_id: str, include_archived: bool = False) -> RowMapping:

@@ -151,9 +151,15 @@ SIGNALS_OF_RECORD = {"description": "On GET of one record: the signals it is in 
                                     "(id, name, category, entered_at, already_in, values)."}
 
 
+SCORES_OF_RECORD = {"description": "On GET of one record: its scores (id, name, score, tier, "
+                                   "computed_at, contributions: per input label, group, weight, "
+                                   "value, points and missing; the points add up to the score)."}
+
+
 class AccountDetail(AccountOut):
     metrics = fields.Nested(MetricsOut)
     signals = fields.List(fields.Dict(), metadata=SIGNALS_OF_RECORD)
+    scores = fields.List(fields.Dict(), metadata=SCORES_OF_RECORD)
 
 
 class UserOut(RecordTimes):
@@ -163,6 +169,7 @@ class UserOut(RecordTimes):
     dimensions = fields.Dict(attribute="traits", metadata={
         "description": "Every other field of the user, keyed as in the field catalog."})
     signals = fields.List(fields.Dict(), metadata=SIGNALS_OF_RECORD)
+    scores = fields.List(fields.Dict(), metadata=SCORES_OF_RECORD)
 
 
 class EventOut(Schema):

@@ -19,7 +19,7 @@ from .. import database
 from ..analytics.summaries import sum_if
 from ..ingest.history import as_text
 from ..models import Account, AccountMetrics, DailyActivity, Event, User, UserMetrics
-from .definitions import Change, Condition, Definition, Dimension, InSignal, Metric, label
+from .definitions import Change, Condition, Definition, Dimension, InSignal, Metric, OnScore, label
 from .models import DimensionChange, SignalMember
 from .pending import in_scope
 
@@ -68,6 +68,24 @@ def select(bind: Connection, workspace_id: int, definition: Definition, today: d
            only: sa.Select | None = None) -> sa.Select:
     """The SELECT (entity_id, matched, vals) of `definition` for every live entity (or those
     among the ids `only` selects)."""
+    from_, values, tests = joined(bind, workspace_id, definition, today, now, names, only)
+    table, key_name, _ = BASES[definition.object]
+    key = table.c[key_name]
+    combined = sa.and_(*tests) if definition.match == "all" else sa.or_(*tests)
+    labels = _labels(definition.conditions, names or {})
+    return (sa.select(key.label("entity_id"),
+                      sa.case((combined, sa.true()), else_=sa.false()).label("matched"),
+                      json_object(bind, zip(labels, values)).label("vals"))
+            .select_from(from_)
+            .where(table.c.workspace_id == workspace_id, table.c.archived_at.is_(None),
+                   in_scope(key, only)))
+
+
+def joined(bind: Connection, workspace_id: int, definition: Definition, today: date,
+           now: datetime, names: dict[str, str] | None = None,
+           only: sa.Select | None = None) -> tuple[Any, list[Any], list[Any]]:
+    """(FROM clause over the entity table, each condition's value, each condition's test): the
+    pieces of `select`, also used by scores for their inputs' values."""
     q = _Query(bind, workspace_id, definition, today, now, names or {}, only)
     table, key_name, metrics_model = BASES[q.obj]
     key = table.c[key_name]
@@ -86,14 +104,7 @@ def select(bind: Connection, workspace_id: int, definition: Definition, today: d
                                            m.c[key_name] == key))
     values = [_resolve(v, rollup, sums, metrics_model) for v, _ in parts]
     tests = [_resolve(t, rollup, sums, metrics_model) for _, t in parts]
-    combined = sa.and_(*tests) if definition.match == "all" else sa.or_(*tests)
-    labels = _labels(definition.conditions, q.names)
-    return (sa.select(key.label("entity_id"),
-                      sa.case((combined, sa.true()), else_=sa.false()).label("matched"),
-                      json_object(bind, zip(labels, values)).label("vals"))
-            .select_from(from_)
-            .where(table.c.workspace_id == q.workspace_id, table.c.archived_at.is_(None),
-                   in_scope(key, q.only)))
+    return from_, values, tests
 
 
 def _labels(conditions: list[Condition], names: dict[str, str]) -> list[str]:
@@ -129,7 +140,29 @@ def _condition(q: _Query, c: Condition, key: Any, table: sa.Table) -> tuple[Any,
                                    SignalMember.signal_id == c.signal,
                                    SignalMember.entity_id == key)
         return _flag(member), member if c.op == "in" else ~member
+    if isinstance(c, OnScore):
+        return _on_score(q, c, key)
     return _metric(q, c)
+
+
+def _on_score(q: _Query, c: OnScore, key: Any) -> tuple[Any, Any]:
+    """The entity's stored score (or tier) as the value; its test (no score: false)."""
+    from ..scores.models import ScoreHistory, ScoreValue
+
+    v = ScoreValue
+    of_entity = (v.workspace_id == q.workspace_id, v.model_id == c.score, v.entity_id == key)
+    if c.tier is None and c.tier_was is None:
+        score = sa.select(v.score).where(*of_entity).scalar_subquery()
+        return score, _compare(score, c.op, c.value)
+    tier = sa.select(v.tier).where(*of_entity).scalar_subquery()
+    tests = [] if c.tier is None else [tier.in_(c.tier)]
+    if c.tier_was is not None:
+        h = ScoreHistory
+        tests.append(sa.exists().where(h.workspace_id == q.workspace_id, h.model_id == c.score,
+                                       h.entity_id == key,
+                                       h.day == q.today - timedelta(days=c.within_days),
+                                       h.tier.in_(c.tier_was)))
+    return tier, sa.and_(*tests)
 
 
 def _flag(test: Any) -> Any:

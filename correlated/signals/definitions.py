@@ -72,7 +72,20 @@ class InSignal:
     op: str  # in | not_in
 
 
-Condition = Union[Dimension, Metric, Change, InSignal]
+@dataclass(frozen=True)
+class OnScore:
+    """A score model's current score (`op`, `value`), its tier now (`tier`), or its tier
+    `within_days` ago (`tier_was`: "dropped from A to C this week" with `tier`)."""
+
+    score: str
+    op: str | None = None
+    value: Any = None
+    tier: tuple[str, ...] | None = None
+    tier_was: tuple[str, ...] | None = None
+    within_days: int = 0
+
+
+Condition = Union[Dimension, Metric, Change, InSignal, OnScore]
 
 
 @dataclass
@@ -156,13 +169,15 @@ def _condition(session: Session, workspace_id: int, obj: str, i: int, item: Any,
         return None
     if "signal" in item:
         return _in_signal(session, workspace_id, obj, i, item, signal_id, problems)
+    if "score" in item:
+        return _on_score(session, workspace_id, obj, i, item, signal_id, problems)
     if "metric" in item:
         return _metric(obj, i, item, props, problems)
     if any(k in item for k in ("changed_to", "changed_from", "changed")):
         return _change(obj, i, item, known, problems)
     if "field" in item:
         return _dimension(obj, i, item, known, problems)
-    problems.add(i, "give a field (dimension or change), a metric or a signal")
+    problems.add(i, "give a field (dimension or change), a metric, a signal or a score")
     return None
 
 
@@ -324,17 +339,84 @@ def _in_signal(session: Session, workspace_id: int, obj: str, i: int, item: dict
     return InSignal(target, op)
 
 
+def _tiers(value: Any) -> tuple[str, ...] | None:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) and v for v in values):
+        return None
+    return tuple(values)
+
+
+def _on_score(session: Session, workspace_id: int, obj: str, i: int, item: dict,
+              signal_id: str | None, problems: _Problems) -> OnScore | None:
+    from ..scores.models import ScoreModel, signals_used
+
+    target = item.get("score")
+    model = session.get(ScoreModel, (workspace_id, target)) if isinstance(target, str) else None
+    if model is None:
+        problems.add(i, f"no score with id {target!r}")
+        return None
+    if model.object != obj:
+        problems.add(i, f"score {model.name!r} is about {model.object}s, this signal about {obj}s")
+        return None
+    if signal_id is not None:
+        graph = dependencies(session, workspace_id)
+        if any(reaches(graph, used, signal_id) for used in signals_used(model.inputs)):
+            problems.add(i, f"score {model.name!r} uses this signal: a cycle")
+            return None
+    names = {t.get("name") for t in model.tiers or () if isinstance(t, dict)}
+    tier = _tiers(item["tier"]) if "tier" in item else None
+    was = _tiers(item["tier_was"]) if "tier_was" in item else None
+    if ("tier" in item and tier is None) or ("tier_was" in item and was is None):
+        problems.add(i, "tier and tier_was must be a tier name or a list of them")
+        return None
+    unknown = sorted((set(tier or ()) | set(was or ())) - names)
+    if unknown:
+        problems.add(i, f"score {model.name!r} has no tier {unknown[0]!r}")
+        return None
+    within = item.get("within_days", 0)
+    if was is not None and not _whole(within, 1, MAX_WINDOW):
+        problems.add(i, f"tier_was needs within_days, a whole number from 1 to {MAX_WINDOW}")
+        return None
+    if tier is None and was is None:
+        before = len(problems)
+        _metric_value(i, item.get("op"), item.get("value"), problems)
+        if len(problems) > before:
+            return None
+        return OnScore(target, item["op"], item["value"])
+    return OnScore(target, None, None, tier, was, within if was is not None else 0)
+
+
 # --- the graph of signals -------------------------------------------------------------------
 
 def dependencies(session: Session, workspace_id: int) -> dict[str, set[str]]:
-    """signal id -> the ids of the signals its conditions use."""
+    """signal id -> the ids of the signals it depends on: those its conditions use, and those
+    the inputs of the scores it uses are members of."""
+    from ..scores.models import ScoreModel, signals_used
+
+    through = {mid: signals_used(inputs) for mid, inputs in session.execute(
+        sa.select(ScoreModel.id, ScoreModel.inputs).where(ScoreModel.workspace_id == workspace_id))}
     rows = session.execute(sa.select(Signal.id, Signal.conditions)
                            .where(Signal.workspace_id == workspace_id))
-    return {sid: uses(conditions) for sid, conditions in rows}
+    return {sid: uses(conditions).union(*(through.get(m, set()) for m in scores_in(conditions)))
+            for sid, conditions in rows}
 
 
 def uses(conditions: list[dict[str, Any]]) -> set[str]:
     return {c["signal"] for c in conditions or () if isinstance(c, dict) and "signal" in c}
+
+
+def scores_in(conditions: list[dict[str, Any]]) -> set[str]:
+    """The ids of the score models a signal's conditions use."""
+    return {c["score"] for c in conditions or () if isinstance(c, dict) and "score" in c}
+
+
+def scores_reached(session: Session, workspace_id: int, signal_id: str) -> set[str]:
+    """The scores `signal_id` uses, directly or through the signals it depends on."""
+    graph = dependencies(session, workspace_id)
+    conditions = dict(session.execute(sa.select(Signal.id, Signal.conditions)
+                                      .where(Signal.workspace_id == workspace_id)).all())
+    return {m for sid in conditions if reaches(graph, signal_id, sid)
+            for m in scores_in(conditions[sid])}
 
 
 def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
@@ -378,6 +460,11 @@ def label(condition: Condition, names: dict[str, str] | None = None) -> str:
         return f"{condition.field} changed"
     if isinstance(condition, InSignal):
         return f"in {(names or {}).get(condition.signal, condition.signal)}"
+    if isinstance(condition, OnScore):
+        name = (names or {}).get(condition.score, condition.score)
+        if condition.tier_was is not None:
+            return f"{name} tier {condition.within_days}d ago"
+        return f"{name} tier" if condition.tier is not None else name
     m = condition
     what = f"{m.metric}:{m.property}" if m.metric == "sum" else m.metric
     if m.event and m.metric != "sum":

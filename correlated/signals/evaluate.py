@@ -43,8 +43,14 @@ def definition_of(session: Session, signal: Signal) -> Definition:
 
 
 def names_of(session: Session, workspace_id: int) -> dict[str, str]:
-    return dict(session.execute(sa.select(Signal.id, Signal.name)
-                                .where(Signal.workspace_id == workspace_id)).all())
+    """Signal and score model ids -> names (the labels of their conditions)."""
+    from ..scores.models import ScoreModel
+
+    names = dict(session.execute(sa.select(ScoreModel.id, ScoreModel.name)
+                                 .where(ScoreModel.workspace_id == workspace_id)).all())
+    names.update(session.execute(sa.select(Signal.id, Signal.name)
+                                 .where(Signal.workspace_id == workspace_id)).all())
+    return names
 
 
 def evaluate(session: Session, signal: Signal, now: datetime,
@@ -132,7 +138,8 @@ def inputs_at(session: Session, workspace_id: int) -> datetime | None:
 def is_due(signal: Signal, inputs: datetime | None, today: date,
            evaluated: dict[str, datetime | None]) -> bool:
     """Whether the signal's inputs changed since its last evaluation: never evaluated, edited,
-    new data, a new day (windows move), or a signal it uses evaluated after it."""
+    new data, a new day (windows move), or a signal it uses evaluated (or a score it uses
+    computed) after it. `evaluated` holds both, by id."""
     if signal.evaluated_at is None:
         return True
     last = as_aware(signal.evaluated_at)
@@ -141,7 +148,8 @@ def is_due(signal: Signal, inputs: datetime | None, today: date,
     if inputs is not None and (signal.inputs_at is None
                                or as_aware(inputs) > as_aware(signal.inputs_at)):
         return True
-    return any((evaluated.get(dep) or last) > last for dep in pending.uses_of(signal))
+    uses = pending.uses_of(signal) | pending.scores_used(signal)
+    return any((evaluated.get(dep) or last) > last for dep in uses)
 
 
 def as_aware(value: datetime) -> datetime:
@@ -184,8 +192,19 @@ def run(session: Session, workspace_id: int, signal_id: str, now: datetime,
 
 
 def _evaluated(session: Session, workspace_id: int) -> dict[str, datetime | None]:
-    return {sid: (as_aware(at) if at else None) for sid, at in session.execute(
-        sa.select(Signal.id, Signal.evaluated_at).where(Signal.workspace_id == workspace_id))}
+    """Signal ids -> last evaluation, and score model ids -> last computation."""
+    return {**scores_computed(session, workspace_id),
+            **{sid: (as_aware(at) if at else None) for sid, at in session.execute(
+                sa.select(Signal.id, Signal.evaluated_at)
+                .where(Signal.workspace_id == workspace_id))}}
+
+
+def scores_computed(session: Session, workspace_id: int) -> dict[str, datetime | None]:
+    from ..scores.models import ScoreModel
+
+    return {mid: (as_aware(at) if at else None) for mid, at in session.execute(
+        sa.select(ScoreModel.id, ScoreModel.computed_at)
+        .where(ScoreModel.workspace_id == workspace_id))}
 
 
 def lock_key(workspace_id: int, signal_id: str) -> int:

@@ -38,7 +38,8 @@ def scope(session: Session, signal: Signal, inputs: datetime | None,
 
     if (signal.evaluated_at is None or signal.inputs_at is None or inputs is None
             or as_aware(signal.updated_at) > as_aware(signal.evaluated_at)
-            or as_aware(signal.evaluated_at).date() < today):
+            or as_aware(signal.evaluated_at).date() < today
+            or scores_used(signal)):  # a recomputed score may move any entity: look at all
         return None
     p = PendingKey
     kept = (p.workspace_id == signal.workspace_id, p.kind == signal.object,
@@ -66,6 +67,11 @@ def forget(session: Session, workspace_id: int) -> None:
 def uses_of(signal: Signal) -> set[str]:
     """The ids of the signals `signal`'s conditions use."""
     return {c["signal"] for c in signal.conditions or () if isinstance(c, dict) and "signal" in c}
+
+
+def scores_used(signal: Signal) -> set[str]:
+    """The ids of the score models `signal`'s conditions use."""
+    return {c["score"] for c in signal.conditions or () if isinstance(c, dict) and "score" in c}
 
 
 def in_scope(column: Any, only: sa.Select | None) -> Any:

@@ -54,12 +54,17 @@ def delete(session: Session, signal: Signal) -> None:
     session.flush()
 
 
-def users_of(session: Session, signal: Signal) -> list[Signal]:
-    """The signals whose conditions use `signal`."""
+def users_of(session: Session, signal: Signal) -> list[Any]:
+    """The signals whose conditions use `signal`, and the score models with it as an input."""
+    from ..scores.models import ScoreModel, signals_used
+
     others = session.scalars(sa.select(Signal).where(Signal.workspace_id == signal.workspace_id,
                                                      Signal.id != signal.id))
+    scores = session.scalars(sa.select(ScoreModel).where(
+        ScoreModel.workspace_id == signal.workspace_id))
     return [s for s in others if any(isinstance(c, dict) and c.get("signal") == signal.id
-                                     for c in s.conditions or ())]
+                                     for c in s.conditions or ())] + [
+        m for m in scores if signal.id in signals_used(m.inputs)]
 
 
 def preview(session: Session, workspace_id: int, definition: Definition,

@@ -27,7 +27,14 @@ METRICS = [
 @bp.get("/accounts")
 def accounts():
     """Every live account with its key dimensions and metrics; search, filter, sort, export."""
-    page = prepare(listing.ACCOUNTS, "account", "dashboard.accounts", KEY_DIMENSIONS, METRICS)
+    from .scores import score_columns
+
+    scores = score_columns("account")
+    # With scores the default columns leave out industry, so the list still fits a 1280 px
+    # laptop (the Columns picker adds it back).
+    defaults = [k for k in KEY_DIMENSIONS if k != "industry"] if scores else KEY_DIMENSIONS
+    page = prepare(listing.ACCOUNTS, "account", "dashboard.accounts", defaults,
+                   scores + METRICS)
     result = serve_list(page, "accounts.csv", [("account_id", "Account ID"), ("name", "Name")])
     if not isinstance(result, listing.Page):
         return result

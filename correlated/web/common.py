@@ -25,6 +25,7 @@ NAV = [
     (None, "Users", "dashboard.users", "/users", "users"),
     (None, "Events", "dashboard.events", "/events", "events"),
     (None, "Signals", "dashboard.signals", "/signals", "filter"),
+    (None, "Scores", "dashboard.scores", "/scores", "score"),
     ("Data", "Fields", "dashboard.fields", "/fields", "fields"),
     ("Data", "Connections", "dashboard.connections", "/connections", "connections"),
     ("Settings", "API keys", "dashboard.keys", "/settings/keys", "key"),

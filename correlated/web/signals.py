@@ -181,7 +181,7 @@ def _names(ws: int, obj: str, ids: list[str]) -> dict[str, str]:
 def delete_signal(signal_id: str):
     s = _signal(signal_id)
     if service.users_of(db.session, s):
-        flash("Other signals use this one: change them first.", "error")
+        flash("Other signals or scores use this one: change them first.", "error")
         return redirect(url_for("dashboard.signal", signal_id=s.id))
     service.delete(db.session, s)
     db.session.commit()

@@ -25,7 +25,10 @@ METRICS = [
 @bp.get("/users")
 def users():
     """Every live user with dimensions, account and metrics; search, filter, sort, export."""
-    page = prepare(listing.USERS, "user", "dashboard.users", KEY_DIMENSIONS, METRICS)
+    from .scores import score_columns
+
+    page = prepare(listing.USERS, "user", "dashboard.users", KEY_DIMENSIONS,
+                   score_columns("user") + METRICS)
     result = serve_list(page, "users.csv", [("user_id", "User ID"), ("email", "Email"),
                                             ("account_id", "Account ID")])
     if not isinstance(result, listing.Page):

@@ -510,7 +510,7 @@ def test_openapi_documents_every_route(app, live_server):
     documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
     routes = {(route_path(rule.rule, rule.arguments), method)
               for rule in app.url_map.iter_rules()
-              if rule.endpoint.startswith(("api.", "alerts_api.", "signals_api."))
+              if rule.endpoint.startswith(("api.", "alerts_api.", "signals_api.", "scores_api."))
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     expanded = {(p.replace("{collection}", c).replace("{record_id}", "{" + k + "}"), m)
                 for p, m in routes
@@ -536,5 +536,5 @@ def test_schemathesis_loads_the_document():
     create_app({"SECRET_KEY": "t"})  # feature packages add their operations as the app is built
     schema = schemathesis.openapi.from_dict(openapi())
     operations = [op.ok() for op in schema.get_all_operations()]
-    assert len(operations) == 35  # 17 for the data, 10 for alerts, 8 for signals
+    assert len(operations) == 42  # 17 for the data, 10 for alerts, 8 for signals, 7 for scores
     assert {op.method.upper() for op in operations} == {"GET", "POST", "PATCH", "DELETE"}

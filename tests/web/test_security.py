@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from correlated.auth import add_member, issue_key
 from correlated.models import Account, Field, IngestLog, WebhookConnection
 
+from correlated.scores import evaluate as score_evaluate, service as scores
 from correlated.signals import service as signals
 
 from ..pages import signed_in, snapshot, token_of
@@ -28,6 +29,9 @@ ESCAPED = ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;img src=x onerror=alert
 
 
 # --- CSRF -------------------------------------------------------------------------------------
+
+PLAN_INPUT = '[{"source": {"field": "plan"}, "transform": {"type": "map", "values": {"x": 1}}}]'
+
 
 @pytest.fixture
 def setup(app, db, tenant, fresh_g):
@@ -42,6 +46,8 @@ def setup(app, db, tenant, fresh_g):
     client, token = signed_in(app, tenant.admin_email, tenant.admin_password)
     signal = signals.create(db.session, tenant.id, {
         "name": "Free plan", "conditions": [{"field": "plan", "op": "eq", "value": "free"}]})
+    score = scores.create(db.session, tenant.id, {"name": "Fit", "inputs": [
+        {"source": {"field": "plan"}, "transform": {"type": "map", "values": {"x": 1}}}]})
     db.session.commit()
     alerts = alerting(app, db, tenant)
     from correlated.alerts.rules import create_rule
@@ -50,7 +56,7 @@ def setup(app, db, tenant, fresh_g):
                                                "destination_id": alerts["dest"]})
     db.session.commit()
     return client, token, {"conn": connection["id"], "key": spare.id, "signal": signal.id,
-                           "rule": rule.id, **alerts}
+                           "rule": rule.id, "score": score.id, **alerts}
 
 
 def alerting(app, db, tenant) -> dict[str, str]:
@@ -106,6 +112,10 @@ FORMS = [
     ("dashboard.preview_signal", "/signals/preview",
      {"conditions": '[{"field": "plan", "op": "eq", "value": "x"}]'}),
     ("dashboard.delete_signal", "/signals/{signal}/delete", {}),
+    ("dashboard.create_score", "/scores/new", {"name": "Hacked", "inputs": PLAN_INPUT}),
+    ("dashboard.preview_score", "/scores/preview", {"inputs": PLAN_INPUT}),
+    ("dashboard.update_score", "/scores/{score}", {"name": "Hacked", "inputs": PLAN_INPUT}),
+    ("dashboard.delete_score", "/scores/{score}/delete", {}),
     ("dashboard.choose_workspace", "/login/workspace", {"workspace_id": "1"}),
     ("dashboard.change_password", "/settings/password",
      {"current": "correct horse battery staple", "password": "a brand new password",
@@ -185,9 +195,13 @@ def test_every_page_shows_markup_as_text(app, db, client, tenant, fresh_g):
     connection = send_markup(client, tenant)
     add_member(db.session, tenant.workspace, "<script>alert(1)</script>@x.io", "a long password")
     issue_key(db.session, tenant.workspace, SCRIPT + IMG)
+    score = scores.create(db.session, tenant.id, {"name": SCRIPT + IMG, "inputs": [
+        {"label": SCRIPT, "group": IMG, "source": {"field": "plan"},
+         "transform": {"type": "map", "values": {IMG: 1}}}], "tiers": [{"name": IMG, "min": 50}]})
     db.session.commit()
+    score_evaluate.run(db.session, tenant.id, score.id, datetime.now(timezone.utc))
     browser, _token = signed_in(app, tenant.admin_email, tenant.admin_password)
-    for page in pages(db, tenant, connection):
+    for page in pages(db, tenant, connection) + ["/scores", f"/scores/{score.id}"]:
         response = browser.get(page)
         html = response.get_data(as_text=True)
         assert response.status_code == 200, (page, response.status_code)

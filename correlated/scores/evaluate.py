@@ -1,0 +1,137 @@
+"""Computing a score model: every entity's score, tier and contributions replaced in SQL, and
+today's history row per entity written, in one transaction.
+
+`compute` works in the caller's transaction; `run` is one unit of work: the model's lock
+(PostgreSQL advisory lock; SQLite has one writer), a check that it is still due, compute,
+commit. A process killed mid-way leaves the previous values intact.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, scoped_session
+
+from .. import database
+from ..signals.evaluate import as_aware, inputs_at
+from ..signals.models import Signal
+from .compile import select
+from .definitions import Model, ModelError, parse
+from .models import ScoreHistory, ScoreModel, ScoreValue, signals_used
+
+log = logging.getLogger("correlated.scores")
+LOCK_SPACE = 0x5C07  # the advisory-lock namespace of score computations
+
+
+def model_of(session: Session, model: ScoreModel) -> Model:
+    """The stored model, parsed (validated when saved; a field deleted since is reported)."""
+    return parse(session, model.workspace_id, {"name": model.name, "object": model.object,
+                                               "inputs": model.inputs, "tiers": model.tiers})
+
+
+def compute(session: Session, model: ScoreModel, now: datetime) -> int:
+    """Replace the model's values as of `now` and write today's history; the entities scored."""
+    ws, today = model.workspace_id, now.date()
+    query = select(session.connection(), ws, model_of(session, model), today, now).subquery("s")
+    values, history = ScoreValue.__table__, ScoreHistory.__table__
+    session.execute(sa.delete(values).where(values.c.workspace_id == ws,
+                                            values.c.model_id == model.id))
+    fixed = (sa.literal(ws), sa.literal(model.id))
+    session.execute(sa.insert(values).from_select(
+        ["workspace_id", "model_id", "entity_id", "score", "tier", "contributions", "computed_at"],
+        sa.select(*fixed, query.c.entity_id, query.c.score, query.c.tier, query.c.contributions,
+                  sa.literal(now, sa.DateTime(timezone=True)))))
+    # The last computation of a day is that day's history row: replace today's, keep the rest.
+    session.execute(sa.delete(history).where(history.c.workspace_id == ws,
+                                             history.c.model_id == model.id,
+                                             history.c.day == today))
+    session.execute(sa.insert(history).from_select(
+        ["workspace_id", "model_id", "entity_id", "day", "score", "tier"],
+        sa.select(*fixed, values.c.entity_id, sa.literal(today, sa.Date), values.c.score,
+                  values.c.tier)
+        .where(values.c.workspace_id == ws, values.c.model_id == model.id)))
+    model.computed_at = now
+    session.flush()
+    return session.scalar(sa.select(sa.func.count()).select_from(values).where(
+        values.c.workspace_id == ws, values.c.model_id == model.id)) or 0
+
+
+def is_due(model: ScoreModel, inputs: datetime | None, today: date,
+           evaluated: dict[str, datetime | None]) -> bool:
+    """Whether the model's inputs changed since it was computed: never computed, edited, new
+    data, a new day (windows and recency move), or a signal it uses evaluated since."""
+    if model.computed_at is None:
+        return True
+    last = as_aware(model.computed_at)
+    if as_aware(model.updated_at) > last or last.date() < today:
+        return True
+    if inputs is not None and (model.inputs_at is None
+                               or as_aware(inputs) > as_aware(model.inputs_at)):
+        return True
+    return any((evaluated.get(sid) or last) > last for sid in signals_used(model.inputs))
+
+
+def signals_evaluated(session: Session, workspace_id: int) -> dict[str, datetime | None]:
+    return {sid: (as_aware(at) if at else None) for sid, at in session.execute(
+        sa.select(Signal.id, Signal.evaluated_at).where(Signal.workspace_id == workspace_id))}
+
+
+def run(session: Session, workspace_id: int, model_id: str, now: datetime,
+        force: bool = False) -> int | None:
+    """Compute one model in its own transaction if it is due (or `force`); the entities scored,
+    None when it was not (another worker holds it, or it is current)."""
+    if isinstance(session, scoped_session):
+        session = session()
+    if session.in_transaction():
+        session.commit()
+    bind = session.connection(execution_options=database.WRITE_TRANSACTION)
+    try:
+        if not database.is_sqlite(bind) and not bind.scalar(
+                sa.text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
+                {"space": LOCK_SPACE, "key": lock_key(workspace_id, model_id)}):
+            session.rollback()
+            return None
+        model = session.get(ScoreModel, (workspace_id, model_id), populate_existing=True)
+        inputs = inputs_at(session, workspace_id)
+        if model is None or not (force or is_due(model, inputs, now.date(),
+                                                 signals_evaluated(session, workspace_id))):
+            session.rollback()
+            return None
+        scored = compute(session, model, now)
+        model.inputs_at = inputs
+        session.commit()
+        return scored
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def lock_key(workspace_id: int, model_id: str) -> int:
+    """A 32-bit advisory-lock key for one model."""
+    return zlib.crc32(f"score:{workspace_id}:{model_id}".encode()) - 2**31
+
+
+def compute_due(session: Session, now: datetime) -> int:
+    """`worker.JOBS` entry (after the signals' evaluations, whose members scores read): compute
+    every model whose inputs changed; how many were computed."""
+    done = 0
+    models = session.execute(sa.select(ScoreModel.workspace_id, ScoreModel.id)
+                             .order_by(ScoreModel.workspace_id, ScoreModel.id)).all()
+    by_workspace: dict[int, list[str]] = {}
+    for ws, mid in models:
+        by_workspace.setdefault(ws, []).append(mid)
+    for ws, ids in by_workspace.items():
+        inputs, evaluated = inputs_at(session, ws), signals_evaluated(session, ws)
+        for mid in ids:
+            model = session.get(ScoreModel, (ws, mid))
+            # A read first: most polls find nothing due and take no lock nor write transaction.
+            if model is None or not is_due(model, inputs, now.date(), evaluated):
+                continue
+            try:
+                done += run(session, ws, mid, now) is not None
+            except ModelError as exc:  # a field deleted since: the others are still scored
+                log.warning("score %s of workspace %s not computed: %s", mid, ws, exc)
+    session.rollback()  # end the read transaction: the next poll sees new commits (SQLite)
+    return done
