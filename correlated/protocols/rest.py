@@ -221,14 +221,15 @@ def csv_export(collection: str, obj: str, query: sa.Select, names: list[str]) ->
     """Every matching record, streamed in ID order, one column per catalog field, then the
     columns of each include."""
     columns = csv_columns(obj)
-    extra = export.csv_columns(db.session, g.principal.workspace_id, obj, names) \
-        if obj != "event" else []
+    # Read now: the rows are streamed after the view returns, when g may be gone.
+    workspace_id = g.principal.workspace_id
+    extra = export.csv_columns(db.session, workspace_id, obj, names) if obj != "event" else []
     headers = [header for header, _ in columns] + [header for _, header, _ in extra]
 
     def rows() -> Iterator[list[Any]]:
         for chunk in record_chunks(obj, query):
             if obj != "event":
-                chunk = _with_blocks(obj, chunk, names)
+                chunk = _with_blocks(workspace_id, obj, chunk, names)
             for row in chunk:
                 yield [get(row) for _, get in columns] + [
                     cell(row["_included"][name]) for name, _, cell in extra]
@@ -236,9 +237,10 @@ def csv_export(collection: str, obj: str, query: sa.Select, names: list[str]) ->
     return csvexport.response(f"{collection}.csv", headers, rows())
 
 
-def _with_blocks(obj: str, chunk: list[RowMapping], names: list[str]) -> list[dict[str, Any]]:
+def _with_blocks(ws: int, obj: str, chunk: list[RowMapping],
+                 names: list[str]) -> list[dict[str, Any]]:
     """The chunk's rows with `updated_at` as the latest change and their include values."""
-    ws, ids = g.principal.workspace_id, [row[ID_FIELD[obj]] for row in chunk]
+    ids = [row[ID_FIELD[obj]] for row in chunk]
     changed = export.with_changes(chunk, obj, export.latest_changes(db.session, ws, obj, ids))
     blocks = export.included(db.session, ws, obj, names, ids)
     for row, entity in zip(changed, ids):
