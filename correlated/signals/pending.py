@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..ingest.writes import as_utc as as_aware
 from .models import PendingKey, Signal, Transition
 
 EVERY = ""  # the key of a full refresh: every entity changed
@@ -34,8 +35,6 @@ def keep(session: Session, workspace_id: int, keys: dict[str, set[str]],
 def scope(session: Session, signal: Signal, inputs: datetime | None,
           today: date) -> sa.Select | None:
     """The ids an evaluation of `signal` for `inputs` must look at; None: every entity."""
-    from .evaluate import as_aware
-
     if (signal.evaluated_at is None or signal.inputs_at is None or inputs is None
             or as_aware(signal.updated_at) > as_aware(signal.evaluated_at)
             or as_aware(signal.evaluated_at).date() < today

@@ -83,6 +83,8 @@ FORMS = [
      {"object": "account", "key": "csrf_field", "label": "CSRF", "type": "STRING"}),
     ("dashboard.rename_field", "/fields/account/plan/label", {"label": "Hacked"}),
     ("dashboard.format_field", "/fields/account/arr/format", {"display_format": "percent"}),
+    ("dashboard.hide_field", "/fields/account/csrf_field/hidden", {"hidden": "true"}),
+    ("dashboard.delete_field", "/fields/account/csrf_field/delete", {}),
     ("dashboard.create_connection", "/connections",
      {"name": "Hacked", "object": "account", "behavior": "upsert"}),
     ("dashboard.connection_settings", "/connections/{conn}/settings",
