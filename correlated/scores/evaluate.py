@@ -1,5 +1,5 @@
-"""Computing a score model: every entity's score, tier and contributions replaced in SQL, and
-today's history row per entity written, in one transaction.
+"""Computing a score model: every entity's score, tier and contributions upserted in SQL (only
+those that changed are written), and today's history row per entity, in one transaction.
 
 `compute` works in the caller's transaction; `run` is one unit of work: the model's lock
 (PostgreSQL advisory lock; SQLite has one writer), a check that it is still due, compute,
@@ -12,9 +12,12 @@ import zlib
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, scoped_session
 
 from .. import database
+from ..signals.compile import BASES
 from ..signals.evaluate import as_aware, inputs_at
 from ..signals.models import Signal
 from .compile import select
@@ -32,30 +35,57 @@ def model_of(session: Session, model: ScoreModel) -> Model:
 
 
 def compute(session: Session, model: ScoreModel, now: datetime) -> int:
-    """Replace the model's values as of `now` and write today's history; the entities scored."""
+    """Write the model's values as of `now` and today's history; the entities scored.
+
+    Set-based and written only where something changed: the model's SELECT upserted straight
+    into score_values (a row is rewritten only when its score, tier or contributions moved, so
+    a recompute after a small sync writes the few entities it moved, not 10k JSON values),
+    the values of entities archived since removed, and today's history upserted from the
+    values the same way. A value's computed_at is when it last changed; the model's
+    computed_at is when all of them were last computed."""
     ws, today = model.workspace_id, now.date()
-    query = select(session.connection(), ws, model_of(session, model), today, now).subquery("s")
+    parsed = model_of(session, model)
+    bind = session.connection()
+    query = select(bind, ws, parsed, today, now).subquery("s")
     values, history = ScoreValue.__table__, ScoreHistory.__table__
-    session.execute(sa.delete(values).where(values.c.workspace_id == ws,
-                                            values.c.model_id == model.id))
+    insert = sqlite_insert if database.is_sqlite(bind) else pg_insert
+    mine = (values.c.workspace_id == ws, values.c.model_id == model.id)
     fixed = (sa.literal(ws), sa.literal(model.id))
-    session.execute(sa.insert(values).from_select(
+    # WHERE true: SQLite needs a WHERE in an INSERT ... SELECT ... ON CONFLICT (its parser).
+    upsert = insert(values).from_select(
         ["workspace_id", "model_id", "entity_id", "score", "tier", "contributions", "computed_at"],
         sa.select(*fixed, query.c.entity_id, query.c.score, query.c.tier, query.c.contributions,
-                  sa.literal(now, sa.DateTime(timezone=True)))))
-    # The last computation of a day is that day's history row: replace today's, keep the rest.
-    session.execute(sa.delete(history).where(history.c.workspace_id == ws,
-                                             history.c.model_id == model.id,
-                                             history.c.day == today))
-    session.execute(sa.insert(history).from_select(
+                  sa.literal(now, sa.DateTime(timezone=True))).where(sa.true()))
+    new = upsert.excluded
+    session.execute(upsert.on_conflict_do_update(
+        index_elements=["workspace_id", "model_id", "entity_id"],
+        set_={"score": new.score, "tier": new.tier, "contributions": new.contributions,
+              "computed_at": new.computed_at},
+        where=sa.or_(values.c.score.is_distinct_from(new.score),
+                     values.c.tier.is_distinct_from(new.tier),
+                     values.c.contributions.is_distinct_from(new.contributions))))
+    table, key_name, _ = BASES[parsed.object]
+    live = sa.select(table.c[key_name]).where(table.c.workspace_id == ws,
+                                              table.c.archived_at.is_(None))
+    session.execute(sa.delete(values).where(*mine, values.c.entity_id.not_in(live)))
+    # The last computation of a day is that day's history row: today's follows the values,
+    # the other days stay.
+    upsert = insert(history).from_select(
         ["workspace_id", "model_id", "entity_id", "day", "score", "tier"],
         sa.select(*fixed, values.c.entity_id, sa.literal(today, sa.Date), values.c.score,
-                  values.c.tier)
-        .where(values.c.workspace_id == ws, values.c.model_id == model.id)))
+                  values.c.tier).where(*mine))
+    new = upsert.excluded
+    session.execute(upsert.on_conflict_do_update(
+        index_elements=["workspace_id", "model_id", "entity_id", "day"],
+        set_={"score": new.score, "tier": new.tier},
+        where=sa.or_(history.c.score.is_distinct_from(new.score),
+                     history.c.tier.is_distinct_from(new.tier))))
+    session.execute(sa.delete(history).where(
+        history.c.workspace_id == ws, history.c.model_id == model.id, history.c.day == today,
+        history.c.entity_id.not_in(live)))
     model.computed_at = now
     session.flush()
-    return session.scalar(sa.select(sa.func.count()).select_from(values).where(
-        values.c.workspace_id == ws, values.c.model_id == model.id)) or 0
+    return session.scalar(sa.select(sa.func.count()).select_from(values).where(*mine)) or 0
 
 
 def is_due(model: ScoreModel, inputs: datetime | None, today: date,

@@ -41,6 +41,8 @@ class ScoreValue(db.Model):
     tier: Mapped[str | None] = mapped_column(sa.String(64))
     # One entry per input, in the model's order: {"value": raw value or null, "points": p}.
     contributions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # When the value last changed (a computation rewrites only the values it moves; the
+    # model's computed_at is when they were all last computed).
     computed_at: Mapped[datetime] = mapped_column(UTC)
     __table_args__ = (
         sa.ForeignKeyConstraint(["workspace_id", "model_id"],

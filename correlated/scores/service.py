@@ -115,8 +115,11 @@ def values_query(model: ScoreModel, tier: str | None = None) -> sa.Select:
     label = table.c.name if model.object == "account" else table.c.email
     name = sa.select(label).where(table.c.workspace_id == v.workspace_id,
                                   table.c[key_name] == v.entity_id).scalar_subquery()
+    # The model's computed_at: a value is rewritten only when it changes (evaluate.compute).
+    computed = sa.select(ScoreModel.computed_at).where(
+        ScoreModel.workspace_id == v.workspace_id, ScoreModel.id == v.model_id).scalar_subquery()
     query = (sa.select(v.entity_id, name.label("name"), v.score, v.tier, v.contributions,
-                       v.computed_at)
+                       computed.label("computed_at"))
              .where(v.workspace_id == model.workspace_id, v.model_id == model.id)
              .order_by(v.entity_id))
     return query.where(v.tier == tier) if tier else query
@@ -171,7 +174,7 @@ def scores_of(session: Session, workspace_id: int, entity_id: str,
     """Every score of an account or user, with its contributions."""
     rows = session.execute(
         sa.select(ScoreModel, ScoreValue.score, ScoreValue.tier, ScoreValue.contributions,
-                  ScoreValue.computed_at)
+                  ScoreModel.computed_at)
         .join(ScoreValue, sa.and_(ScoreValue.workspace_id == ScoreModel.workspace_id,
                                   ScoreValue.model_id == ScoreModel.id))
         .where(ScoreModel.workspace_id == workspace_id, ScoreModel.object == obj,

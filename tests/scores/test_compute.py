@@ -145,3 +145,28 @@ def test_due_after_new_data_an_edit_or_a_new_day(db, workspace):
     assert evaluate.run(db.session, workspace.id, model.id, utcnow()) == 12  # edited
     assert evaluate.run(db.session, workspace.id, model.id, utcnow()) is None
     assert evaluate.run(db.session, workspace.id, model.id, utcnow() + timedelta(days=1)) == 12
+
+
+def test_a_recompute_rewrites_only_moved_values_and_drops_removed_entities(db, workspace):
+    signal = setup(db, workspace, NOW)
+    body = {"name": "u", "inputs": inputs(signal.id)[4:6], "tiers": TIERS}
+    model = service.create(db.session, workspace.id, body)
+    db.session.commit()
+    assert evaluate.run(db.session, workspace.id, model.id, NOW, force=True) == 12
+    before = {aid: (v.score, v.computed_at) for aid, v in stored(db, model.id).items()}
+    later = NOW + timedelta(seconds=1)  # the same day: days bands and recency do not move
+    ingest(db.session, workspace, "account", "remove", [{"account_id": "a3"}])
+    db.session.commit()
+    summaries.ensure_fresh(db.session, workspace.id, later.date())
+    assert evaluate.run(db.session, workspace.id, model.id, later, force=True) == 11
+    got = stored(db, model.id)
+    want = reference.scores(db.session, workspace.id, body, later)
+    assert set(got) == set(want) == set(before) - {"a3"}
+    assert {a: v.score for a, v in got.items()} == pytest.approx(
+        {a: w["score"] for a, w in want.items()}, abs=1e-6)
+    # Nothing moved within the day: no value was rewritten (computed_at is its last change),
+    # and today's history follows the values, without the removed account.
+    assert {a: v.computed_at for a, v in got.items()} == {a: before[a][1] for a in got}
+    today = dict(db.session.execute(sa.select(ScoreHistory.entity_id, ScoreHistory.score).where(
+        ScoreHistory.model_id == model.id, ScoreHistory.day == later.date())).all())
+    assert today == {a: v.score for a, v in got.items()}
