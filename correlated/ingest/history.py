@@ -109,17 +109,20 @@ def mark(session: Session, workspace_id: int, kind: str, keys: set[str]) -> None
 
 def _changes(obj: str, records: Iterable[Record],
              stored: dict[str, dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    core = CORE[obj]
     for r in records:
         row = stored.get(r.id)
         if row is None:
             continue
-        old = dict(row.get("traits") or {})
-        old.update((c, row.get(c)) for c in CORE[obj])
-        given = {k: v for k, v in r.core.items() if k in CORE[obj]}
+        traits = row.get("traits") or {}
+        given = {k: v for k, v in r.core.items() if k in core}
         given.update(r.attrs)
         for field, patch in given.items():
-            before = old.get(field)
-            after = patched(before, patch) if field not in CORE[obj] else patch
+            if field in core:  # a column: the value replaces
+                before, after = row.get(field), patch
+            else:  # a trait: merge-patched
+                before = traits.get(field)
+                after = patched(before, patch) if isinstance(patch, dict) else patch
             if after != before:
                 yield {"entity_id": r.id, "field": field, "old": before, "new": after}
 

@@ -97,14 +97,12 @@ def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: s
 def _read_before(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
                  columns: tuple[str, ...], for_update: bool) -> dict[str, dict[str, Any]]:
     """id -> {column: stored value} of the rows among `ids`."""
-    # SQLite: the traits read as text and parsed by orjson; SQLAlchemy's json.loads of every
-    # row was half of what the dimension history added to this read.
-    raw = "traits" in columns and database.is_sqlite(session.connection())
-    select = [sa.type_coerce(RECORDS[obj].c.traits, sa.Text) if raw and c == "traits" else c
-              for c in columns]
+    # The traits read as text and parsed by orjson: the drivers' json.loads of every row was
+    # half of what the dimension history added to this read.
+    select = [sa.cast(RECORDS[obj].c.traits, sa.Text) if c == "traits" else c for c in columns]
     rows = {key: dict(zip(columns, row)) for key, row in
             existing(session, workspace_id, obj, ids, *select, for_update=for_update).items()}
-    if raw:
+    if "traits" in columns:
         for row in rows.values():
             row["traits"] = None if row["traits"] is None else orjson.loads(row["traits"])
     return rows
