@@ -1,8 +1,10 @@
 """Signals benchmark (in-process through the engine and the evaluator, plus a real worker
 process), SQLite and PostgreSQL:
 
-1. account upserts with dimension history on vs off, side by side (interleaved rounds of
-   --upserts accounts created, then updated with a fifth changing plan), rows per second;
+1. account upserts with dimension history off, on, and on in a workspace with signals (where
+   the stale marks are written), side by side (interleaved rounds of --upserts accounts
+   created, then updated with a fifth changing plan), rows per second of wall-clock and of
+   CPU, and each round's ratio to its run without history;
 2. a synthetic workspace of --accounts accounts, 10 users each, 10 events per user over 90
    days (the issue's 10k / 100k / 1M at --accounts 10000), and 20 signals mixing every
    condition kind: their full evaluation, and the incremental one after a 1,000-event sync
