@@ -152,14 +152,14 @@ def history_cost(label: str, n: int, rounds: int) -> None:
                    f"(quartiles {quartiles(values)})"
             if mode != "off":  # each round's ratio to the run without history beside it
                 ratios = sorted((x[k] / o[k] - 1) * 100 for x, o in zip(rates[mode], rates["off"]))
-                line += f": {statistics.median(ratios):+.1f}% (quartiles {quartiles(ratios, '%+.1f%%')})"
+                line += (f": {statistics.median(ratios):+.1f}% "
+                         f"(quartiles {quartiles(ratios, '{:+.1f}%')})")
             print(line)
 
 
 def quartiles(values: list[float], form: str = "{:,.0f}") -> str:
-    def show(v: float) -> str:
-        return form % v if "%" in form else form.format(v)
-    return f"{show(values[len(values) // 4])} to {show(values[(3 * len(values)) // 4])}"
+    """The first and third quartiles of sorted `values`."""
+    return f"{form.format(values[len(values) // 4])} to {form.format(values[(3 * len(values)) // 4])}"
 
 
 # --- 2. evaluation --------------------------------------------------------------------------
