@@ -1,8 +1,10 @@
 """Signals benchmark (in-process through the engine and the evaluator, plus a real worker
 process), SQLite and PostgreSQL:
 
-1. account upserts with dimension history on vs off, side by side (interleaved rounds of
-   --upserts accounts created, then updated with a fifth changing plan), rows per second;
+1. account upserts with dimension history off, on, and on in a workspace with signals (where
+   the stale marks are written), side by side (interleaved rounds of --upserts accounts
+   created, then updated with a fifth changing plan), rows per second of wall-clock and of
+   CPU, and each round's ratio to its run without history;
 2. a synthetic workspace of --accounts accounts, 10 users each, 10 events per user over 90
    days (the issue's 10k / 100k / 1M at --accounts 10000), and 20 signals mixing every
    condition kind: their full evaluation, and the incremental one after a 1,000-event sync
@@ -17,6 +19,7 @@ process), SQLite and PostgreSQL:
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import statistics
@@ -92,19 +95,23 @@ def databases():
 
 # --- 1. ingest with dimension history on and off --------------------------------------------
 
-def upsert_rate(ws, n: int, enabled: bool, tag: str) -> float:
+def upsert_rate(ws, n: int, enabled: bool, tag: str) -> tuple[float, float]:
+    """Rows per second of wall-clock and of this process's CPU time (SQLite works inside the
+    process, so on it CPU time is the work itself, less disturbed by the machine's other load;
+    on PostgreSQL it leaves out the server's share)."""
     history.ENABLED = enabled
     rows = [{"account_id": f"{tag}{i}", "name": f"A {i}", "plan": "free", "seats": i % 50}
             for i in range(n)]
     changed = [{**r, "plan": "pro" if i % 5 == 0 else "free", "seats": i % 50}
                for i, r in enumerate(rows)]
     analyze()
-    started = time.perf_counter()
+    gc.collect()  # no collection of an earlier run's garbage inside this one
+    started, cpu = time.perf_counter(), time.process_time()
     for batch in (rows, changed):
         for s in range(0, n, 1000):
             ingest(db.session, ws, "account", "upsert", batch[s:s + 1000])
     history.ENABLED = True
-    return 2 * n / (time.perf_counter() - started)
+    return 2 * n / (time.perf_counter() - started), 2 * n / (time.process_time() - cpu)
 
 
 def analyze() -> None:
@@ -116,16 +123,43 @@ def analyze() -> None:
     db.session.commit()
 
 
+MODES = {"off": "history off", "on": "history on, no signal in the workspace",
+         "signals": "history on, account and user signals in the workspace (stale marks kept)"}
+
+
 def history_cost(label: str, n: int, rounds: int) -> None:
-    ws = create_workspace(db.session, "upserts")
+    from correlated.signals import service
+
+    plain = create_workspace(db.session, "upserts")
+    watched = create_workspace(db.session, "upserts with signals")
     db.session.commit()
-    rates: dict[bool, list[float]] = {False: [], True: []}
-    for r, enabled in enumerate((False, True) * rounds):  # interleaved: drift evens out
-        rates[enabled].append(upsert_rate(ws, n, enabled, f"r{r}-"))
-    off, on = statistics.median(rates[False]), statistics.median(rates[True])
-    spread = {k: f"{min(v):,.0f}-{max(v):,.0f}" for k, v in rates.items()}
-    print(f"{label}: account upserts, median of {rounds}: {off:,.0f}/s without history "
-          f"({spread[False]}), {on:,.0f}/s with ({spread[True]}): {(on / off - 1) * 100:+.1f}%")
+    for obj in ("account", "user"):  # marks are written where a signal of the object reads them
+        service.create(db.session, watched.id, {"name": f"{obj}s", "object": obj, "conditions": [
+            {"field": "plan" if obj == "account" else "email", "op": "is_set"}]})
+    db.session.commit()
+    rates: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+    for r in range(rounds):  # interleaved, the order rotating: drift and warm-up even out
+        modes = list(MODES)[r % 3:] + list(MODES)[:r % 3]
+        for mode in modes:
+            ws = watched if mode == "signals" else plain
+            rates[mode].append(upsert_rate(ws, n, mode != "off", f"{mode}{r}-"))
+    print(f"{label}: account upserts, {rounds} interleaved rounds of {n:,} created then updated "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    for k, clock in enumerate(("wall", "CPU")):
+        for mode, text in MODES.items():
+            values = sorted(x[k] for x in rates[mode])
+            line = f"  {clock:4} {text}: median {statistics.median(values):,.0f}/s " \
+                   f"(quartiles {quartiles(values)})"
+            if mode != "off":  # each round's ratio to the run without history beside it
+                ratios = sorted((x[k] / o[k] - 1) * 100 for x, o in zip(rates[mode], rates["off"]))
+                line += (f": {statistics.median(ratios):+.1f}% "
+                         f"(quartiles {quartiles(ratios, '{:+.1f}%')})")
+            print(line)
+
+
+def quartiles(values: list[float], form: str = "{:,.0f}") -> str:
+    """The first and third quartiles of sorted `values`."""
+    return f"{form.format(values[len(values) // 4])} to {form.format(values[(3 * len(values)) // 4])}"
 
 
 # --- 2. evaluation --------------------------------------------------------------------------
@@ -273,10 +307,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--only", choices=["upserts", "signals"], default=None)
+    parser.add_argument("--database", choices=["SQLite", "PostgreSQL"], default=None)
     args = parser.parse_args()
     from flask_migrate import upgrade
 
     for label, url in databases():
+        if args.database and label != args.database:
+            continue
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
         with app.app_context():
             upgrade(directory=str(MIGRATIONS))

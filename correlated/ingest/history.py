@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import database
-from ..models import Account, User
-from ..signals.models import DimensionChange
+from ..models import UTC, Account, User
 
 if TYPE_CHECKING:
     from .engine import Record
@@ -33,11 +32,27 @@ SELECT :workspace_id, :object, c.entity_id, c.field, c.old_value, c.new_value, :
 FROM jsonb_to_recordset(CAST(:rows AS jsonb))
      AS c (entity_id text, field text, old_value text, new_value text)
 """
-MARKS = {  # `WHERE true`: SQLite's parser needs it before ON CONFLICT after a SELECT
+# SQLite: the changes travel as one JSON parameter too; sqlite3's executemany was cheap in C,
+# but SQLAlchemy's processing of every row's parameters (the timestamp's above all) was not.
+CHANGES_FROM_JSON_SQLITE = """
+INSERT INTO dimension_changes (workspace_id, object, entity_id, field, old_value, new_value,
+                               changed_at)
+SELECT :workspace_id, :object, json_extract(c.value, '$[0]'), json_extract(c.value, '$[1]'),
+       json_extract(c.value, '$[2]'), json_extract(c.value, '$[3]'), :now
+FROM json_each(:rows) AS c
+"""
+MARKS = {  # SQLite's parser needs a WHERE before ON CONFLICT after a SELECT
     "postgresql": "INSERT INTO stale_keys (workspace_id, kind, key) SELECT :workspace_id, :kind, k "
                   "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k ON CONFLICT DO NOTHING",
+    # Only where a signal of this object will read the marks (pending.keep drops them
+    # otherwise; a signal created later starts with a full evaluation). Race-free on SQLite
+    # alone: this writer holds the database from BEGIN IMMEDIATE to its commit, so no signal
+    # can be created between this check and the rows becoming visible. On PostgreSQL one could
+    # (READ COMMITTED), and its first evaluation would miss the batch: marks are always written.
     "sqlite": "INSERT INTO stale_keys (workspace_id, kind, key) SELECT :workspace_id, :kind, "
-              "value FROM json_each(:keys) WHERE true ORDER BY value ON CONFLICT DO NOTHING",
+              "value FROM json_each(:keys) WHERE EXISTS (SELECT 1 FROM signals AS s "
+              "WHERE s.workspace_id = :workspace_id AND s.object = :kind) "
+              "ORDER BY value ON CONFLICT DO NOTHING",
 }
 
 
@@ -67,13 +82,16 @@ def removed(session: Session, workspace_id: int, obj: str, ids: Iterable[str]) -
 
 def _insert_changes(session: Session, workspace_id: int, obj: str, rows: list[dict[str, Any]],
                     now: datetime) -> None:
-    if database.is_sqlite(session.connection()):  # sqlite3's executemany is a loop in C
-        for row in rows:
-            row.update(workspace_id=workspace_id, object=obj, changed_at=now)
-        session.execute(sa.insert(DimensionChange.__table__), rows)
-        return
-    session.execute(sa.text(CHANGES_FROM_JSON), {
-        "workspace_id": workspace_id, "object": obj, "now": now, "rows": database.json_dumps(rows)})
+    bind = session.connection()
+    if database.is_sqlite(bind):  # [id, field, old, new] (the values as JSON text, or null)
+        text, payload = CHANGES_FROM_JSON_SQLITE, database.json_dumps(
+            [[r["entity_id"], r["field"], as_text(r["old"]), as_text(r["new"])] for r in rows])
+    else:
+        text, payload = CHANGES_FROM_JSON, database.json_dumps(
+            [{"entity_id": r["entity_id"], "field": r["field"], "old_value": as_text(r["old"]),
+              "new_value": as_text(r["new"])} for r in rows])
+    session.execute(sa.text(text).bindparams(sa.bindparam("now", type_=UTC)), {
+        "workspace_id": workspace_id, "object": obj, "now": now, "rows": payload})
 
 
 def mark(session: Session, workspace_id: int, kind: str, keys: set[str]) -> None:
@@ -91,20 +109,22 @@ def mark(session: Session, workspace_id: int, kind: str, keys: set[str]) -> None
 
 def _changes(obj: str, records: Iterable[Record],
              stored: dict[str, dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    core = CORE[obj]
     for r in records:
         row = stored.get(r.id)
         if row is None:
             continue
-        old = dict(row.get("traits") or {})
-        old.update((c, row.get(c)) for c in CORE[obj])
-        given = {k: v for k, v in r.core.items() if k in CORE[obj]}
+        traits = row.get("traits") or {}
+        given = {k: v for k, v in r.core.items() if k in core}
         given.update(r.attrs)
         for field, patch in given.items():
-            before = old.get(field)
-            after = patched(before, patch) if field not in CORE[obj] else patch
+            if field in core:  # a column: the value replaces
+                before, after = row.get(field), patch
+            else:  # a trait: merge-patched
+                before = traits.get(field)
+                after = patched(before, patch) if isinstance(patch, dict) else patch
             if after != before:
-                yield {"entity_id": r.id, "field": field,
-                       "old_value": as_text(before), "new_value": as_text(after)}
+                yield {"entity_id": r.id, "field": field, "old": before, "new": after}
 
 
 def patched(target: Any, patch: Any) -> Any:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -43,14 +44,14 @@ def apply(session: Session, workspace_id: int, obj: str, operation: str,
 
 
 def existing(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
-             *columns: str, for_update: bool = False) -> dict[str, tuple]:
+             *columns: str | sa.ColumnElement, for_update: bool = False) -> dict[str, tuple]:
     """The rows of `obj` among `ids`: id -> (columns...); `for_update` locks them (in ID order)
     until the transaction ends (PostgreSQL; SQLite's writer holds the whole database)."""
     table = RECORDS[obj]
     key = table.c[ID_FIELD[obj]]
     found: dict[str, tuple] = {}
     for part in chunks(ids):
-        query = sa.select(key, *(table.c[c] for c in columns)).where(
+        query = sa.select(key, *(table.c[c] if isinstance(c, str) else c for c in columns)).where(
             table.c.workspace_id == workspace_id, key.in_(part))
         if for_update:
             query = query.order_by(key).with_for_update()
@@ -96,8 +97,15 @@ def _upsert_profiles(session: Session, workspace_id: int, obj: str, operation: s
 def _read_before(session: Session, workspace_id: int, obj: str, ids: Sequence[str],
                  columns: tuple[str, ...], for_update: bool) -> dict[str, dict[str, Any]]:
     """id -> {column: stored value} of the rows among `ids`."""
-    return {key: dict(zip(columns, row)) for key, row in
-            existing(session, workspace_id, obj, ids, *columns, for_update=for_update).items()}
+    # The traits read as text and parsed by orjson: the drivers' json.loads of every row was
+    # half of what the dimension history added to this read.
+    select = [sa.cast(RECORDS[obj].c.traits, sa.Text) if c == "traits" else c for c in columns]
+    rows = {key: dict(zip(columns, row)) for key, row in
+            existing(session, workspace_id, obj, ids, *select, for_update=for_update).items()}
+    if "traits" in columns:
+        for row in rows.values():
+            row["traits"] = None if row["traits"] is None else orjson.loads(row["traits"])
+    return rows
 
 
 def _moves(records: list[Record], before: dict[str, dict[str, Any]]) -> list[str]:
