@@ -77,6 +77,21 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value)
 
 
+def try_locked_write(session: Session, space: int, key: int) -> bool:
+    """Commit what the session holds and begin a write transaction of its own, holding (on
+    PostgreSQL) the transaction-scoped advisory lock (space, key), taken without waiting. False,
+    rolled back, when another worker holds it: that work is theirs this round. SQLite has one
+    writer at a time, so it needs no lock."""
+    if session.in_transaction():
+        session.commit()
+    bind = session.connection(execution_options=WRITE_TRANSACTION)
+    if is_sqlite(bind) or bind.scalar(sa.text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
+                                      {"space": space, "key": key}):
+        return True
+    session.rollback()
+    return False
+
+
 def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 

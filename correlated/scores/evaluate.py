@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from .. import database
 from ..signals.compile import BASES
-from ..signals.evaluate import as_aware, inputs_at
-from ..signals.models import Signal
+from ..signals.evaluate import as_aware, inputs_at, signals_evaluated
 from .compile import select
 from .definitions import Model, ModelError, parse
 from .models import ScoreHistory, ScoreModel, ScoreValue, signals_used
@@ -103,25 +102,14 @@ def is_due(model: ScoreModel, inputs: datetime | None, today: date,
     return any((evaluated.get(sid) or last) > last for sid in signals_used(model.inputs))
 
 
-def signals_evaluated(session: Session, workspace_id: int) -> dict[str, datetime | None]:
-    return {sid: (as_aware(at) if at else None) for sid, at in session.execute(
-        sa.select(Signal.id, Signal.evaluated_at).where(Signal.workspace_id == workspace_id))}
-
-
 def run(session: Session, workspace_id: int, model_id: str, now: datetime,
         force: bool = False) -> int | None:
     """Compute one model in its own transaction if it is due (or `force`); the entities scored,
     None when it was not (another worker holds it, or it is current)."""
     if isinstance(session, scoped_session):
         session = session()
-    if session.in_transaction():
-        session.commit()
-    bind = session.connection(execution_options=database.WRITE_TRANSACTION)
     try:
-        if not database.is_sqlite(bind) and not bind.scalar(
-                sa.text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
-                {"space": LOCK_SPACE, "key": lock_key(workspace_id, model_id)}):
-            session.rollback()
+        if not database.try_locked_write(session, LOCK_SPACE, lock_key(workspace_id, model_id)):
             return None
         model = session.get(ScoreModel, (workspace_id, model_id), populate_existing=True)
         inputs = inputs_at(session, workspace_id)

@@ -164,14 +164,8 @@ def run(session: Session, workspace_id: int, signal_id: str, now: datetime,
     not (another worker holds it, or it is current)."""
     if isinstance(session, scoped_session):
         session = session()
-    if session.in_transaction():
-        session.commit()
-    bind = session.connection(execution_options=database.WRITE_TRANSACTION)
     try:
-        if not database.is_sqlite(bind) and not bind.scalar(
-                sa.text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
-                {"space": LOCK_SPACE, "key": lock_key(workspace_id, signal_id)}):
-            session.rollback()
+        if not database.try_locked_write(session, LOCK_SPACE, lock_key(workspace_id, signal_id)):
             return None
         signal = session.get(Signal, (workspace_id, signal_id), populate_existing=True)
         inputs = inputs_at(session, workspace_id)
@@ -193,10 +187,13 @@ def run(session: Session, workspace_id: int, signal_id: str, now: datetime,
 
 def _evaluated(session: Session, workspace_id: int) -> dict[str, datetime | None]:
     """Signal ids -> last evaluation, and score model ids -> last computation."""
-    return {**scores_computed(session, workspace_id),
-            **{sid: (as_aware(at) if at else None) for sid, at in session.execute(
-                sa.select(Signal.id, Signal.evaluated_at)
-                .where(Signal.workspace_id == workspace_id))}}
+    return {**scores_computed(session, workspace_id), **signals_evaluated(session, workspace_id)}
+
+
+def signals_evaluated(session: Session, workspace_id: int) -> dict[str, datetime | None]:
+    """Signal ids -> when each was last evaluated."""
+    return {sid: (as_aware(at) if at else None) for sid, at in session.execute(
+        sa.select(Signal.id, Signal.evaluated_at).where(Signal.workspace_id == workspace_id))}
 
 
 def scores_computed(session: Session, workspace_id: int) -> dict[str, datetime | None]:
