@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -224,14 +225,40 @@ class DailyEvents(db.Model):
     last_at: Mapped[datetime] = mapped_column(UTC)
 
 
+class current_transaction(sa.sql.functions.FunctionElement):  # noqa: N801 - SQL function
+    """The writing transaction's id on PostgreSQL; 0 on SQLite, whose writers are serial."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(current_transaction)
+def _no_transaction_id(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "0"
+
+
+@compiles(current_transaction, "postgresql")
+def _transaction_id(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "txid_current()"
+
+
 class StaleKey(db.Model):
     """An account, user or day (ISO date) whose rollup rows changed since the summaries above
-    were refreshed. Written in the same transaction as the rollup change."""
+    were refreshed. Written in the same transaction as the rollup change.
+
+    One row per key and writing transaction (`txn`): a mark must become visible when its
+    writer's rows do. With one row per key, a PostgreSQL writer whose INSERT ... ON CONFLICT
+    DO NOTHING met a committed mark of the same key wrote nothing of its own, and a refresh
+    that took that mark before the writer committed could not see its rows: they were never
+    summarised (tests/analytics/test_summaries.py, keeps_the_mark). The refresh takes the
+    distinct keys; duplicates live until the next refresh."""
 
     __tablename__ = "stale_keys"
     workspace_id: Mapped[int] = tenant_fk()
     kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)  # account | user | day
     key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    txn: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True,
+                                     server_default=current_transaction())
 
 
 class SummaryState(db.Model):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import random
 import threading
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from correlated import database
 from correlated.analytics import summaries
+from correlated.ingest import writes
 from correlated.extensions import db as _db
 from correlated.ingest.engine import ingest
 from correlated.models import (AccountMetrics, DailyEvents, DailySummary, Event, StaleKey,
@@ -228,3 +231,32 @@ def test_refresh_while_senders_ingest(app, workspace):
     with app.app_context():
         assert _db.session.scalar(sa.select(sa.func.count()).select_from(Event)) > 1000
         check(_db.session, ws_id, T0)
+
+
+def test_a_refresh_between_a_senders_mark_and_its_commit_keeps_the_mark(app, db, workspace):
+    """Sender A's mark of account `a` is committed; sender B adds to `a` and marks it (on
+    PostgreSQL its mark used to fold into A's row, there already); a refresh takes the mark
+    before B commits, so it cannot see B's rows. B's mark must outlive that refresh."""
+    ws = workspace.id
+    when = datetime.combine(T0, time(10), timezone.utc)
+    ingest(db.session, workspace, "event", "insert",
+           [{"event": "e", "user_id": "u", "account_id": "a", "timestamp": when.isoformat()}])
+    done: list[bool] = []
+
+    def refresh() -> None:
+        with app.app_context():
+            done.append(summaries.ensure_fresh(_db.session, ws, T0))
+
+    with Session(_db.engine) as sender_b:
+        sender_b.connection(execution_options=database.WRITE_TRANSACTION)
+        writes.add_activity(sender_b, ws, [(when, "a", "u", "e")])
+        refresher = threading.Thread(target=refresh)
+        refresher.start()
+        refresher.join(2)  # PostgreSQL: done without waiting; SQLite: waits for B's commit
+        sender_b.commit()
+    refresher.join(60)
+    assert done == [True]
+    summaries.ensure_fresh(db.session, ws, T0)
+    db.session.commit()
+    assert db.session.scalar(sa.select(AccountMetrics.events_30d).where(
+        AccountMetrics.workspace_id == ws, AccountMetrics.account_id == "a")) == 2
