@@ -126,7 +126,8 @@ def _rule_paths(spec: APISpec) -> None:
                "description": "Only this signal's rules."}]
     spec.path(path=f"{PREFIX}/alert-rules", operations={
         "get": _op("List alert rules", "list_alert_rules",
-                   {"200": _json("RuleList", "Rules")}, parameters=signal),
+                   {"200": _json("RuleList", "Rules"), "400": "BadRequest"},
+                   parameters=signal),
         "post": _op("Create an alert rule", "create_alert_rule",
                     {"201": _json("RuleOut", "Created"), "400": "BadRequest",
                      "422": _invalid()}, requestBody=_body("RuleIn")),

@@ -196,7 +196,7 @@ def attribute_keys(rows: Sequence[Any], aliases: "ColumnNames") -> set[str]:
         if isinstance(row, dict):
             for key in row:
                 # A NUL or a lone surrogate: the row is rejected for it, and no query may carry it.
-                if isinstance(key, str) and check_json(key) is None:
+                if isinstance(key, str) and aliases.problem(key) is None:
                     top = key.split(NEST, 1)[0]
                     if aliases[top] is None:
                         keys.add(top)
@@ -284,15 +284,16 @@ def _not_ahead(core: dict[str, Any], latest: datetime, reasons: list[str]) -> No
                        "future (the limit is CORRELATED_MAX_FUTURE_HOURS)")
 
 
-def _record(index: int, row: Any, batch: Batch, aliases: dict[str, str], catalog: dict,
+def _record(index: int, row: Any, batch: Batch, aliases: ColumnNames, catalog: dict,
             new_fields: NewFields, create_fields: bool, options: Options,
             latest: datetime | None = None) -> Record:
     if not isinstance(row, dict):
         raise RowError([f"row: expected a JSON object, got {fields.describe(row)}"])
     obj, operation = batch.object, batch.operation
-    unstorable = next((key for key in row if check_json(key)), None)
+    problem = aliases.problem
+    unstorable = next((key for key in row if problem(key)), None)
     if unstorable is not None:  # before nesting: no reason may carry the key itself
-        raise RowError([f"{ascii(unstorable)[1:-1]}: column name {check_json(unstorable)}"])
+        raise RowError([f"{ascii(unstorable)[1:-1]}: column name {problem(unstorable)}"])
     core, rest, reasons = _split(nest(row), aliases)
     _defaults(obj, core, options)
     row_id = _core_values(obj, operation, core, reasons)
@@ -344,10 +345,19 @@ class ColumnNames(dict):
     def __init__(self, aliases: dict[str, str]):
         super().__init__()
         self.aliases = aliases
+        self._problems: dict[Any, str | None] = {}
 
     def __missing__(self, key: str) -> str | None:
         self[key] = target = self.aliases.get(key.strip().lower())
         return target
+
+    def problem(self, key: Any) -> str | None:
+        """What makes a column name unstorable (checked once per name a batch)."""
+        try:
+            return self._problems[key]
+        except KeyError:
+            self._problems[key] = problem = check_json(key) if isinstance(key, str) else None
+            return problem
 
 
 def _split(row: dict[str, Any], aliases: dict[str, str]) -> tuple[dict, dict, list[str]]:
@@ -483,6 +493,8 @@ def check_json(value: Any, depth: int = 0) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return "contains a NUL character"
+        if value.isascii():  # the common case, and a flag lookup: nothing to encode
+            return None
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

@@ -170,8 +170,8 @@ def to_identifier(value: Any) -> str:
         raise Invalid("must not be empty")
     if len(text) > ID_MAX:
         raise Invalid(f"longer than {ID_MAX} characters")
-    if CONTROL_RE.search(text):
-        raise Invalid("contains control characters")
+    if not (text.isascii() and text.isprintable()) and CONTROL_RE.search(text):
+        raise Invalid("contains control characters")  # (printable ASCII has none: no regex)
     return text
 
 

@@ -49,10 +49,13 @@ def parse_timestamp(value: Any) -> datetime:
     value = unwrap(value)
     if isinstance(value, bool) or value is None:
         raise Invalid(f"{EXPECTED}, got {describe(value)}")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and _is_number(value)):
-        return _from_epoch(value)
     if isinstance(value, str):
+        # "2024-01-15...": four digits and a dash are no number (the usual case, no float())
+        if not (value[:4].isdigit() and value[4:5] == "-") and _is_number(value):
+            return _from_epoch(value)
         return _from_text(value)
+    if isinstance(value, (int, float)):
+        return _from_epoch(value)
     raise Invalid(f"{EXPECTED}, got {describe(value)}")
 
 
