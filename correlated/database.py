@@ -116,6 +116,13 @@ def greatest(bind: Engine | Connection, a: Any, b: Any) -> Any:
     return sa.func.max(a, b) if is_sqlite(bind) else sa.func.greatest(a, b)
 
 
+def json_array_agg(bind: Engine | Connection, column: Any) -> Any:
+    """The aggregate that collects `column` into a JSON array."""
+    if is_sqlite(bind):
+        return sa.func.json_group_array(column)
+    return sa.func.jsonb_agg(column)
+
+
 def day_key(bind: Engine | Connection, column: Any) -> Any:
     """A DATE column as 'YYYY-MM-DD' text (independent of PostgreSQL's DateStyle)."""
     if is_sqlite(bind):

@@ -11,7 +11,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -225,40 +224,25 @@ class DailyEvents(db.Model):
     last_at: Mapped[datetime] = mapped_column(UTC)
 
 
-class current_transaction(sa.sql.functions.FunctionElement):  # noqa: N801 - SQL function
-    """The writing transaction's id on PostgreSQL; 0 on SQLite, whose writers are serial."""
-
-    type = sa.BigInteger()
-    inherit_cache = True
-
-
-@compiles(current_transaction)
-def _no_transaction_id(_element: Any, _compiler: Any, **_kw: Any) -> str:
-    return "0"
-
-
-@compiles(current_transaction, "postgresql")
-def _transaction_id(_element: Any, _compiler: Any, **_kw: Any) -> str:
-    return "txid_current()"
-
-
 class StaleKey(db.Model):
-    """An account, user or day (ISO date) whose rollup rows changed since the summaries above
-    were refreshed. Written in the same transaction as the rollup change.
+    """Accounts, users or days (ISO dates) of one `kind` whose rollup rows changed since the
+    summaries above were refreshed: one row per marking statement, written in the same
+    transaction as the rollup change; the refresh takes every row and their distinct keys.
 
-    One row per key and writing transaction (`txn`): a mark must become visible when its
-    writer's rows do. With one row per key, a PostgreSQL writer whose INSERT ... ON CONFLICT
-    DO NOTHING met a committed mark of the same key wrote nothing of its own, and a refresh
-    that took that mark before the writer committed could not see its rows: they were never
-    summarised (tests/analytics/test_summaries.py, keeps_the_mark). The refresh takes the
-    distinct keys; duplicates live until the next refresh."""
+    A row of its own per statement, never merged into another writer's: a mark must become
+    visible when its writer's rows do. When marks were one row per key, a PostgreSQL writer
+    whose INSERT ... ON CONFLICT DO NOTHING met a committed mark of the same key wrote nothing
+    of its own, and a refresh that took that mark before the writer committed never saw its
+    rows (tests/analytics/test_summaries.py, keeps_the_mark). The keys travel as one JSON
+    array: a 1,000-event batch writes three short rows, not a thousand."""
 
     __tablename__ = "stale_keys"
-    workspace_id: Mapped[int] = tenant_fk()
-    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)  # account | user | day
-    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
-    txn: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True,
-                                     server_default=current_transaction())
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(8))  # account | user | day
+    keys: Mapped[list[str]] = mapped_column(JSONType)
 
 
 class SummaryState(db.Model):

@@ -47,14 +47,13 @@ def today_utc() -> date:
 
 def mark_stale(session: Session, workspace_id: int, accounts: Iterable[str | None] = (),
                users: Iterable[str | None] = (), days: Iterable[date] = ()) -> None:
-    """Mark keys whose rollup rows changed (sorted: concurrent writers lock in one order)."""
+    """Mark keys whose rollup rows changed: one row per kind (see models.StaleKey)."""
     keys = {"account": {a for a in accounts if a}, "user": {u for u in users if u},
             "day": {d.isoformat() for d in days}}
-    rows = [{"workspace_id": workspace_id, "kind": kind, "key": key}
-            for kind in sorted(keys) for key in sorted(keys[kind])]
+    rows = [{"workspace_id": workspace_id, "kind": kind, "keys": sorted(keys[kind])}
+            for kind in sorted(keys) if keys[kind]]
     if rows:
-        stmt = database.insert(session.connection(), StaleKey.__table__)
-        session.execute(stmt.on_conflict_do_nothing(), rows)
+        session.execute(sa.insert(StaleKey.__table__), rows)
 
 
 def mark_stale_rollup(session: Session, workspace_id: int, *where: Any) -> None:
@@ -62,24 +61,23 @@ def mark_stale_rollup(session: Session, workspace_id: int, *where: Any) -> None:
     bind = session.connection()
     for kind, column in (("account", ACT.account_id), ("user", ACT.user_id),
                          ("day", database.day_key(bind, ACT.day))):
-        select = (sa.select(sa.literal(workspace_id), sa.literal(kind), column.label("key"))
+        select = (sa.select(sa.literal(workspace_id), sa.literal(kind),
+                            database.json_array_agg(bind, sa.distinct(column)))
                   .where(ACT.workspace_id == workspace_id, column != "", *where)
-                  .distinct().order_by("key"))
-        stmt = database.insert(bind, StaleKey.__table__).from_select(
-            ["workspace_id", "kind", "key"], select)
-        session.execute(stmt.on_conflict_do_nothing())
+                  .having(sa.func.count() > 0))
+        session.execute(sa.insert(StaleKey.__table__).from_select(
+            ["workspace_id", "kind", "keys"], select))
 
 
 # PostgreSQL ingest marks straight from its COPY staging table (see writes.stage).
 MARK_STAGED_EVENTS = """
-INSERT INTO stale_keys (workspace_id, kind, key)
-SELECT DISTINCT s.workspace_id, k.kind, k.key
+INSERT INTO stale_keys (workspace_id, kind, keys)
+SELECT s.workspace_id, k.kind, jsonb_agg(DISTINCT k.key)
 FROM {staging} AS s, LATERAL (VALUES
     ('account', s.account_id), ('user', s.user_id),
     ('day', to_char(timezone('UTC', s.timestamp), 'YYYY-MM-DD'))) AS k (kind, key)
 WHERE k.key IS NOT NULL AND k.key <> ''
-ORDER BY 1, 2, 3
-ON CONFLICT DO NOTHING
+GROUP BY s.workspace_id, k.kind
 """
 
 
@@ -129,10 +127,10 @@ def refresh(session: Session, workspace_id: int, today: date) -> None:
     as_of = session.execute(sa.select(SummaryState.as_of).where(
         SummaryState.workspace_id == workspace_id).with_for_update()).scalar_one()
     taken = session.execute(sa.delete(StaleKey).where(StaleKey.workspace_id == workspace_id)
-                            .returning(StaleKey.kind, StaleKey.key)).all()
+                            .returning(StaleKey.kind, StaleKey.keys)).all()
     keys: dict[str, set[str]] = {kind: set() for kind in KINDS}
-    for kind, key in taken:
-        keys[kind].add(key)
+    for kind, marked in taken:
+        keys[kind].update(marked)
     full = {kind: False for kind in KINDS}
     if as_of == NEVER:
         full = {kind: True for kind in KINDS}

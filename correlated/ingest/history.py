@@ -41,18 +41,17 @@ SELECT :workspace_id, :object, json_extract(c.value, '$[0]'), json_extract(c.val
        json_extract(c.value, '$[2]'), json_extract(c.value, '$[3]'), :now
 FROM json_each(:rows) AS c
 """
-MARKS = {  # SQLite's parser needs a WHERE before ON CONFLICT after a SELECT
-    "postgresql": "INSERT INTO stale_keys (workspace_id, kind, key) SELECT :workspace_id, :kind, k "
-                  "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k ON CONFLICT DO NOTHING",
+MARKS = {  # the keys as one JSON array (see models.StaleKey)
+    "postgresql": "INSERT INTO stale_keys (workspace_id, kind, keys) "
+                  "VALUES (:workspace_id, :kind, CAST(:keys AS jsonb))",
     # Only where a signal of this object will read the marks (pending.keep drops them
     # otherwise; a signal created later starts with a full evaluation). Race-free on SQLite
     # alone: this writer holds the database from BEGIN IMMEDIATE to its commit, so no signal
     # can be created between this check and the rows becoming visible. On PostgreSQL one could
     # (READ COMMITTED), and its first evaluation would miss the batch: marks are always written.
-    "sqlite": "INSERT INTO stale_keys (workspace_id, kind, key) SELECT :workspace_id, :kind, "
-              "value FROM json_each(:keys) WHERE EXISTS (SELECT 1 FROM signals AS s "
-              "WHERE s.workspace_id = :workspace_id AND s.object = :kind) "
-              "ORDER BY value ON CONFLICT DO NOTHING",
+    "sqlite": "INSERT INTO stale_keys (workspace_id, kind, keys) SELECT :workspace_id, :kind, "
+              ":keys WHERE EXISTS (SELECT 1 FROM signals AS s "
+              "WHERE s.workspace_id = :workspace_id AND s.object = :kind)",
 }
 
 
@@ -95,16 +94,13 @@ def _insert_changes(session: Session, workspace_id: int, obj: str, rows: list[di
 
 
 def mark(session: Session, workspace_id: int, kind: str, keys: set[str]) -> None:
-    """Mark accounts or users stale in one statement (sorted: writers lock in one order)."""
+    """Mark accounts or users stale in one statement."""
     keys.discard("")
     keys.discard(None)  # type: ignore[arg-type]
     if not keys:
         return
-    bind = session.connection()
-    ordered = sorted(keys)
-    session.execute(sa.text(MARKS[bind.dialect.name]), {
-        "workspace_id": workspace_id, "kind": kind,
-        "keys": database.json_dumps(ordered) if database.is_sqlite(bind) else ordered})
+    session.execute(sa.text(MARKS[session.connection().dialect.name]), {
+        "workspace_id": workspace_id, "kind": kind, "keys": database.json_dumps(sorted(keys))})
 
 
 def _changes(obj: str, records: Iterable[Record],
