@@ -425,7 +425,9 @@ def measured(args: argparse.Namespace) -> list[str]:
         "validation and typing, the bulk insert into `events` and the daily-activity roll-up "
         "(SQLite: `executemany` after an ID check, then an upsert of the roll-up; PostgreSQL: "
         "`COPY` into a temporary table, then one `INSERT .. SELECT .. ON CONFLICT DO NOTHING` "
-        "that also folds the new events into the roll-up), the ingest-log entry and one "
+        "that also folds the new events into the roll-up; on both, the accounts, users and days "
+        "touched are marked for the dashboards' summaries, one more statement per batch), "
+        "the ingest-log entry and one "
         "commit. Every response "
         "was checked (200, nothing rejected) and the stored count verified.",
         "- **raw bulk insert**: the same rows, turned into `events` rows (same columns, "
