@@ -33,6 +33,7 @@ from correlated.extensions import db  # noqa: E402
 from correlated.workspaces import create_workspace  # noqa: E402
 from tests.alerts.helpers import SIGNAL, entered  # noqa: E402
 from tests.alerts.receivers import HttpReceiver  # noqa: E402
+from bench_databases import recreate_postgres  # noqa: E402
 
 POSTGRES = os.environ.get("CORRELATED_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/correlated_bench_alerts")
@@ -41,13 +42,7 @@ POSTGRES = os.environ.get("CORRELATED_BENCH_POSTGRES_URL",
 def database(engine: str, folder: Path) -> str:
     if engine == "sqlite":
         return f"sqlite:///{folder / 'bench.db'}"
-    url = sa.engine.make_url(POSTGRES)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
-    admin.dispose()
-    return POSTGRES
+    return recreate_postgres(POSTGRES)
 
 
 def run(engine: str, count: int, spacing: float) -> list[float]:

@@ -47,6 +47,7 @@ from correlated.workspaces import create_workspace  # noqa: E402
 from tests.alerts.helpers import SIGNAL, entered  # noqa: E402
 from tests.alerts.receivers import HttpReceiver  # noqa: E402
 from tests.servers import Gunicorn, free_port  # noqa: E402
+from bench_databases import recreate_postgres  # noqa: E402
 
 POSTGRES = os.environ.get("CORRELATED_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -56,14 +57,8 @@ def database(engine: str, part: str, folder: Path) -> str:
     """A fresh database of its own for each part and engine (they may run side by side)."""
     if engine == "sqlite":
         return f"sqlite:///{folder / 'bench.db'}"
-    name = f"correlated_bench_e2e_{part}"
-    url = sa.engine.make_url(POSTGRES)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return recreate_postgres(sa.engine.make_url(POSTGRES).set(
+        database=f"correlated_bench_e2e_{part}"))
 
 
 def app_for(url: str):

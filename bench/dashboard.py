@@ -35,6 +35,7 @@ from correlated import MIGRATIONS, create_app  # noqa: E402
 from correlated.demo import FEATURES, INDUSTRIES, PLANS, REGIONS  # noqa: E402
 from correlated.extensions import db  # noqa: E402
 from correlated.workspaces import create_workspace  # noqa: E402
+from bench_databases import recreate_postgres  # noqa: E402
 
 ACCOUNTS, USERS, EVENTS, DAYS = 10_000, 100_000, 1_000_000, 90
 EVENT_NAMES = ["sign_in", "feature_used", "report_created", "export_downloaded", "invite_sent"]
@@ -154,13 +155,7 @@ def reset_schema(url: str) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
     else:
-        name = sa.engine.make_url(url).database
-        admin = sa.create_engine(sa.engine.make_url(url).set(database="postgres"),
-                                 isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        recreate_postgres(url)
     db.engine.dispose()
     upgrade(directory=str(MIGRATIONS))
 

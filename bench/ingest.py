@@ -37,6 +37,8 @@ import orjson
 import requests
 import sqlalchemy as sa
 
+from bench_databases import drop_postgres, recreate_postgres
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 ADMIN_URL = os.environ.get("CORRELATED_BENCH_POSTGRES_URL",
@@ -113,17 +115,12 @@ def sqlite_database() -> Iterator[str]:
 
 @contextmanager
 def postgres_database() -> Iterator[str]:
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"correlated_bench_{os.getpid()}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = recreate_postgres(sa.engine.make_url(ADMIN_URL).set(
+        database=f"correlated_bench_{os.getpid()}"))
     try:
-        yield sa.engine.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_postgres(url)
 
 
 def prepare(url: str) -> tuple[int, str]:

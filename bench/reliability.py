@@ -22,6 +22,7 @@ from correlated.auth import issue_key  # noqa: E402
 from correlated.extensions import db  # noqa: E402
 from correlated.workspaces import create_workspace  # noqa: E402
 from tests.reliability_scenarios import concurrency_scenario, crash_scenario  # noqa: E402
+from bench_databases import recreate_postgres  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECTION = "## Crash and concurrency runs"
@@ -30,12 +31,7 @@ SECTION = "## Crash and concurrency runs"
 def fresh_database(kind: str, folder: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{folder / 'bench.db'}"
-    admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text('DROP DATABASE IF EXISTS "correlated_reliability" WITH (FORCE)'))
-        conn.execute(sa.text('CREATE DATABASE "correlated_reliability"'))
-    admin.dispose()
-    return POSTGRES.rsplit("/", 1)[0] + "/correlated_reliability"
+    return recreate_postgres(sa.engine.make_url(POSTGRES).set(database="correlated_reliability"))
 
 
 def prepare(url: str) -> str:

@@ -23,6 +23,7 @@ from correlated.extensions import db
 from correlated.ingest.engine import ingest
 from correlated.models import utcnow
 from correlated.workspaces import create_workspace
+from bench_databases import recreate_postgres
 
 PG = os.environ.get("CORRELATED_BENCH_POSTGRES_URL",
                     "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -47,11 +48,7 @@ MODEL = {"name": "bench", "inputs": [
 def databases():
     folder = tempfile.mkdtemp()
     yield "SQLite", f"sqlite:///{folder}/bench.db"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS bench_scores WITH (FORCE)"))
-        conn.execute(sa.text("CREATE DATABASE bench_scores"))
-    yield "PostgreSQL", sa.engine.make_url(PG).set(database="bench_scores").render_as_string(False)
+    yield "PostgreSQL", recreate_postgres(sa.engine.make_url(PG).set(database="bench_scores"))
 
 
 def load(ws, accounts: int, events: int) -> None:

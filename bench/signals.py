@@ -37,6 +37,7 @@ from correlated.ingest import history
 from correlated.ingest.engine import ingest
 from correlated.models import utcnow
 from correlated.workspaces import create_workspace
+from bench_databases import recreate_postgres
 
 PG = os.environ.get("CORRELATED_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PLANS = ["free", "starter", "pro", "enterprise"]
@@ -86,11 +87,7 @@ PROBE = {"conditions": [{"metric": "events", "event": "probe", "window_days": 1,
 def databases():
     folder = tempfile.mkdtemp()
     yield "SQLite", f"sqlite:///{folder}/bench.db"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS bench_signals WITH (FORCE)"))
-        conn.execute(sa.text("CREATE DATABASE bench_signals"))
-    yield "PostgreSQL", sa.engine.make_url(PG).set(database="bench_signals").render_as_string(False)
+    yield "PostgreSQL", recreate_postgres(sa.engine.make_url(PG).set(database="bench_signals"))
 
 
 # --- 1. ingest with dimension history on and off --------------------------------------------

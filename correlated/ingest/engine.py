@@ -356,7 +356,7 @@ class ColumnNames(dict):
         try:
             return self._problems[key]
         except KeyError:
-            self._problems[key] = problem = check_json(key) if isinstance(key, str) else None
+            self._problems[key] = problem = check_json(key)
             return problem
 
 
